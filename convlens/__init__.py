@@ -1,0 +1,57 @@
+"""convlens: convolutional neural networks you can use and see through.
+
+A NumPy engine with PyTorch's names and conventions (``convlens.tensor``, ``convlens.nn``,
+``convlens.nn.functional``, ``convlens.optim``), data sets and loaders (``convlens.data``), a model zoo
+(``convlens.models``), training and checkpoints, and a local web app that shows every layer at work.
+"""
+
+from convlens.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from convlens.ops import cat, concatenate, stack
+from convlens.tensor import (
+    Tensor,
+    arange,
+    as_dtype,
+    bool_,
+    default_generator,
+    float16,
+    float32,
+    float64,
+    from_numpy,
+    get_rng_state,
+    int32,
+    int64,
+    manual_seed,
+    ones,
+    rand,
+    randn,
+    set_rng_state,
+    tensor,
+    uint8,
+    zeros,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "tensor", "from_numpy", "zeros", "ones", "randn", "rand", "arange", "cat", "concatenate",
+    "stack", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "manual_seed",
+    "default_generator", "get_rng_state", "set_rng_state", "as_dtype", "float16", "float32", "float64",
+    "int32", "int64", "uint8", "bool_", "summary", "save_checkpoint", "load_checkpoint", "__version__",
+]
+
+
+def __getattr__(name):
+    # Heavier pieces load on first use so that `import convlens` stays fast.
+    if name == "summary":
+        from convlens.summary import summary
+
+        return summary
+    if name in ("save_checkpoint", "load_checkpoint"):
+        from convlens import checkpoint
+
+        return getattr(checkpoint, name)
+    if name in ("nn", "optim", "data", "models", "train"):
+        import importlib
+
+        return importlib.import_module(f"convlens.{name}")
+    raise AttributeError(f"module 'convlens' has no attribute {name!r}")
