@@ -278,7 +278,9 @@ class Reshape(Function):
         try:
             return a.reshape(shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) to {shape}")
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) to {shape}"
+            ) from None
 
     def backward(ctx, grad):
         return grad.reshape(ctx.shape_in)

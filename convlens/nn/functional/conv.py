@@ -1,0 +1,213 @@
+"""Convolution in 1, 2 or 3 spatial dimensions, written once.
+
+A convolution is a linear sum of products: output channel k at position o is
+
+    y[n, k, o] = b[k] + Σ_c Σ_t  w[k, c, t] · x_pad[n, c, o·S + t·D]
+
+over the input channels c of k's group and the kernel taps t. Computed as one matrix product
+("im2col"): every receptive field is copied into a row of a matrix `cols` (M = N·∏O rows,
+∏F·C columns), and Y = cols · Wᵀ. The engine works channels-last internally — (N, *spatial, C) —
+because then each receptive field is a run of contiguous channel vectors, which makes the copy cheap;
+the public layout stays PyTorch's (N, C, *spatial): the result is a transposed *view* of the
+channels-last array, and an input that is such a view costs nothing to turn back.
+
+Backward (with G = dY as an (M, K) matrix):  dW = Gᵀ · cols,  db = Σ_M G,  d cols = G · W, and
+d cols is scattered back onto the padded input ("col2im") with one strided add per kernel tap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from convlens.autograd import Function
+from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
+from convlens.nn.shape import conv_output_size, ntuple
+
+_LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def channels_last(a: np.ndarray) -> np.ndarray:
+    """(N, C, *spatial) → (N, *spatial, C) as a view (free when `a` is a view of channels-last memory)."""
+    return np.moveaxis(a, 1, -1)
+
+
+def channels_first(a: np.ndarray) -> np.ndarray:
+    return np.moveaxis(a, -1, 1)
+
+
+def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
+    """Strided view (N, *O, *F, C) of the receptive fields of channels-last padded input `xp`."""
+    n, c = xp.shape[0], xp.shape[-1]
+    sp = xp.strides[1:-1]
+    shape = (n, *out_size, *kernel, c)
+    strides = (xp.strides[0], *(s * st for s, st in zip(sp, stride)),
+               *(s * d for s, d in zip(sp, dilation)), xp.strides[-1])
+    return as_strided(xp, shape=shape, strides=strides, writeable=False)
+
+
+def _tap_slices(tap, out_size, stride, dilation):
+    """The strided slice of the padded input that kernel tap `tap` touches for every output position."""
+    return tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, o, s, d in zip(tap, out_size, stride, dilation))
+
+
+class ConvNd(Function):
+    """y = conv(x, w) + b for x (N, C, *S), w (K, C/G, *F), b (K,) or None; `pads` are (before, after)."""
+
+    def forward(ctx, x, w, b, stride, pads, dilation, groups, padding_mode):
+        d = x.ndim - 2
+        n, k = x.shape[0], w.shape[0]
+        kernel = w.shape[2:]
+        xl = channels_last(x)  # (N, *S, C)
+        xp = pad_array(xl, {1 + i: p for i, p in enumerate(pads)}, padding_mode)
+        out_size = tuple(conv_output_size(xp.shape[1 + i], kernel[i], stride[i], 0, dilation[i]) for i in range(d))
+        m = n * int(np.prod(out_size))
+        cg, kg = w.shape[1], k // groups
+        taps = int(np.prod(kernel))
+        win = windows(xp, out_size, kernel, stride, dilation)  # (N, *O, *F, C)
+        if groups == 1:
+            cols = win.reshape(m, taps * cg)  # the im2col copy
+            wmat = np.moveaxis(w, 1, -1).reshape(k, taps * cg).T  # (F·C, K), rows ordered (*F, C) like cols
+            y = cols @ wmat  # (M, K)
+        else:
+            win = win.reshape(m, taps, groups, cg)
+            cols = np.ascontiguousarray(win.transpose(2, 0, 1, 3)).reshape(groups, m, taps * cg)
+            wmat = np.moveaxis(w.reshape(groups, kg, cg, taps), 1, -1)  # (G, C/G, F, K/G)
+            wmat = wmat.transpose(0, 2, 1, 3).reshape(groups, taps * cg, kg)
+            y = np.matmul(cols, wmat).transpose(1, 0, 2).reshape(m, k)  # (M, K), channel = g·K/G + j
+        if b is not None:
+            y += b
+        ctx.save_for_backward(cols, wmat)
+        ctx.geom = (x.shape, xp.shape, out_size, kernel, stride, pads, dilation, groups, padding_mode)
+        return channels_first(y.reshape(n, *out_size, k))
+
+    def backward(ctx, grad):
+        cols, wmat = ctx.saved_tensors
+        x_shape, xp_shape, out_size, kernel, stride, pads, dilation, groups, padding_mode = ctx.geom
+        n, k = grad.shape[:2]
+        m = cols.shape[-2]
+        g = channels_last(grad).reshape(m, k)  # (M, K); a copy only if grad is channels-first
+        gx = gw = gb = None
+        if ctx.needs_input_grad[2]:
+            gb = g.sum(axis=0)  # db = Σ_M dY
+        cg = x_shape[1] // groups
+        if groups == 1:
+            if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, back to (K, C, *F)
+                gw = np.moveaxis((g.T @ cols).reshape(k, *kernel, cg), -1, 1)
+            if ctx.needs_input_grad[0]:
+                dcols = (g @ wmat.T).reshape(n, *out_size, *kernel, cg)
+        else:
+            gg = np.ascontiguousarray(g.reshape(m, groups, k // groups).transpose(1, 0, 2))  # (G, M, K/G)
+            if ctx.needs_input_grad[1]:
+                gwg = np.matmul(cols.transpose(0, 2, 1), gg)  # (G, F·C/G, K/G)
+                gwg = gwg.reshape(groups, *kernel, cg, k // groups)
+                gw = np.moveaxis(np.moveaxis(gwg, -1, 1), -1, 2).reshape(k, cg, *kernel)
+            if ctx.needs_input_grad[0]:
+                dcols = np.matmul(gg, wmat.transpose(0, 2, 1))  # (G, M, F·C/G)
+                dcols = dcols.reshape(groups, n, *out_size, *kernel, cg)
+                dcols = np.moveaxis(dcols, 0, -2).reshape(n, *out_size, *kernel, groups * cg)
+        if ctx.needs_input_grad[0]:
+            d = len(kernel)
+            gxp = np.zeros((n, *xp_shape[1:]), dtype=grad.dtype)
+            for tap in itertools.product(*(range(f) for f in kernel)):  # col2im: one strided add per tap
+                gxp[(slice(None), *_tap_slices(tap, out_size, stride, dilation))] += dcols[
+                    (slice(None),) * (1 + d) + tap
+                ]
+            xl_shape = (n, *x_shape[2:], x_shape[1])
+            gxl = pad_array_backward(gxp, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
+            gx = channels_first(gxl)
+        return gx, gw, gb
+
+
+def _resolve_padding(padding, d, kernel, stride, dilation, where):
+    """Per-axis (before, after) padding from an int, a tuple, "valid" or "same"."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * d
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{where}: padding='same' is not supported for strided convolutions, got stride={stride}")
+            # total padding D·(F−1) keeps W₂ = W; the odd extra cell goes after, as in PyTorch
+            total = [dl * (f - 1) for f, dl in zip(kernel, dilation)]
+            return tuple((t // 2, t - t // 2) for t in total)
+        raise ValueError(f"{where}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+    p = ntuple(padding, d, "padding", where, minimum=0)
+    return tuple((v, v) for v in p)
+
+
+def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", dims=None,
+         name="conv"):
+    """N-d convolution behind `conv1d`, `conv2d` and `conv3d` (validates, then calls `ConvNd`)."""
+    d = dims if dims is not None else input.ndim - 2
+    where = name
+    if input.ndim != d + 2:
+        raise ValueError(
+            f"{where}: expected a {d + 2}-d input {_LAYOUT.get(d, '')}, got a {input.ndim}-d input of shape {input.shape}"
+        )
+    if weight.ndim != d + 2:
+        raise ValueError(f"{where}: expected a {d + 2}-d weight (out_channels, in_channels/groups, *kernel), "
+                         f"got shape {weight.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"{where}: groups must be a positive integer, got {groups!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"{where}: unknown padding_mode {padding_mode!r}; expected one of {', '.join(PADDING_MODES)}")
+    k, cg = weight.shape[:2]
+    c = input.shape[1]
+    if c % groups or k % groups:
+        raise ValueError(f"{where}: groups={groups} must divide both in_channels ({c}) and out_channels ({k})")
+    if cg * groups != c:
+        raise ValueError(
+            f"{where}: weight of shape {weight.shape} with groups={groups} expects input with {cg * groups} "
+            f"channels, got {input.shape}"
+        )
+    if bias is not None and bias.shape != (k,):
+        raise ValueError(f"{where}: bias must have shape ({k},), got {bias.shape}")
+    if input.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        raise ValueError(f"{where}: input ({input.dtype}), weight ({weight.dtype}) and bias must share a dtype")
+    stride = ntuple(stride, d, "stride", where, minimum=1)
+    dilation = ntuple(dilation, d, "dilation", where, minimum=1)
+    kernel = weight.shape[2:]
+    pads = _resolve_padding(padding, d, kernel, stride, dilation, where)
+    spatial = input.shape[2:]
+    for i in range(d):
+        span = dilation[i] * (kernel[i] - 1) + 1
+        if spatial[i] + sum(pads[i]) < span:
+            raise ValueError(
+                f"{where}: kernel of size {tuple(kernel)} (dilation {dilation}) is larger than the padded input "
+                f"{tuple(s + sum(p) for s, p in zip(spatial, pads))} (input {input.shape}, padding {padding})"
+            )
+        if padding_mode != "zeros":
+            check_pad_fits(where, padding_mode, spatial[i], *pads[i], axis=2 + i)
+    return ConvNd.apply(input, weight, bias, stride=stride, pads=pads, dilation=dilation, groups=int(groups),
+                        padding_mode=padding_mode)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """1-d convolution of signals (N, C, L) with kernels (K, C/groups, F).
+
+    Shape:
+        L_out = ⌊(L + 2P − D·(F − 1) − 1)/S⌋ + 1
+    """
+    return conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, dims=1, name="conv1d")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """2-d convolution of images (N, C, H, W) with kernels (K, C/groups, Fh, Fw).
+
+    Shape:
+        H_out = ⌊(H + 2P − D·(F − 1) − 1)/S⌋ + 1, likewise W_out; the course's (W − F + 2P)/S + 1.
+    """
+    return conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, dims=2, name="conv2d")
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """3-d convolution of volumes (N, C, D, H, W) — video 3×s×m×n, MRI 1×s×m×n — with kernels
+    (K, C/groups, Fd, Fh, Fw).
+
+    Shape:
+        each spatial axis: ⌊(W + 2P − D·(F − 1) − 1)/S⌋ + 1
+    """
+    return conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, dims=3, name="conv3d")

@@ -1,0 +1,221 @@
+"""Convolution: gradient checks, PyTorch parity over a grid, the course's properties, and bad input."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import convlens as cl
+from convlens.nn.functional.conv import conv1d, conv2d, conv3d
+from convlens.testing import gradcheck
+
+CONVS = {1: conv1d, 2: conv2d, 3: conv3d}
+SPATIAL = {1: (7,), 2: (6, 5), 3: (5, 5, 5)}
+KERNEL = {1: (3,), 2: (3, 2), 3: (2, 3, 2)}  # non-square on purpose
+
+
+def _t(a, grad=True):
+    return cl.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+
+
+GRAD_CASES = [
+    # (dims, groups, stride, padding, dilation, padding_mode)
+    (1, 1, 1, 0, 1, "zeros"),
+    (1, 2, 2, 1, 1, "replicate"),
+    (1, 1, 1, 2, 2, "reflect"),
+    (1, 1, 3, 1, 1, "circular"),
+    (2, 1, 1, 1, 1, "zeros"),
+    (2, 1, 2, 1, 1, "replicate"),
+    (2, 2, 1, 2, 1, "reflect"),
+    (2, 1, 2, 1, 2, "circular"),
+    (2, 1, 1, "same", 1, "zeros"),
+    (2, 4, 1, 1, 1, "replicate"),  # depthwise
+    (3, 1, 1, 1, 1, "zeros"),
+    (3, 2, 2, 1, 1, "replicate"),
+    (3, 1, (1, 2, 1), (1, 0, 1), (1, 1, 2), "zeros"),
+]
+
+
+@pytest.mark.parametrize("d,groups,stride,padding,dilation,mode", GRAD_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_gradcheck(d, groups, stride, padding, dilation, mode, bias):
+    rng = np.random.default_rng(hash((d, groups, str(stride), str(padding), mode)) % 2**32)
+    x = _t(rng.standard_normal((2, 4, *SPATIAL[d])))
+    k = 8 if groups == 4 else 6
+    w = _t(rng.standard_normal((k, 4 // groups, *KERNEL[d])))
+    b = _t(rng.standard_normal(k)) if bias else None
+    inputs = [x, w] + ([b] if bias else [])
+
+    def f(x, w, b=None):
+        return CONVS[d](x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
+
+    assert gradcheck(f, inputs, max_checks=40)
+
+
+def test_conv_float32_stays_float32():
+    x = cl.randn(2, 3, 8, 8, requires_grad=True)
+    w = cl.randn(4, 3, 3, 3, requires_grad=True)
+    y = conv2d(x, w, padding=1)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32 and w.grad.dtype == np.float32
+
+
+def test_first_layer_skips_input_gradient():
+    x = cl.randn(2, 1, 8, 8)  # data: no gradient wanted
+    w = cl.randn(4, 1, 3, 3, requires_grad=True)
+    conv2d(x, w).sum().backward()
+    assert x.grad is None and w.grad is not None
+
+
+# ---- the course's properties ---------------------------------------------------------------------
+
+
+def test_course_output_size_and_parameters():
+    """A 3×32×32 input through ten 5×5 kernels, stride 1, padding 2 → 10×32×32, (5·5·3)·10 + 10 = 760."""
+    x = cl.randn(1, 3, 32, 32)
+    w, b = cl.randn(10, 3, 5, 5), cl.randn(10)
+    assert conv2d(x, w, b, stride=1, padding=2).shape == (1, 10, 32, 32)
+    assert w.numel() + b.numel() == (5 * 5 * 3) * 10 + 10 == 760
+    assert cl.nn.conv_output_size(32, 5, 1, 2) == (32 - 5 + 2 * 2) // 1 + 1
+
+
+def test_convolution_is_a_sum_of_products():
+    x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+    w = np.array([[[[1, 0, -1], [2, 0, -2], [1, 0, -1]]]], dtype=np.float32)  # Sobel x
+    y = conv2d(cl.tensor(x), cl.tensor(w), cl.tensor([0.5])).data
+    assert y[0, 0, 1, 2] == pytest.approx((x[0, 0, 1:4, 2:5] * w[0, 0]).sum() + 0.5)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_translation_equivariance(d):
+    """Shift the input and the feature map shifts by the same amount (away from the border)."""
+    rng = np.random.default_rng(d)
+    size = (12,) * d
+    x = np.zeros((1, 2, *size), dtype=np.float32)
+    x[(0, slice(None), *(slice(3, 6),) * d)] = rng.standard_normal((2, *(3,) * d))
+    w = rng.standard_normal((3, 2, *(3,) * d)).astype(np.float32)
+    shifted = np.roll(x, shift=2, axis=-1)
+    y = CONVS[d](cl.tensor(x), cl.tensor(w), padding=1).data
+    ys = CONVS[d](cl.tensor(shifted), cl.tensor(w), padding=1).data
+    np.testing.assert_allclose(np.roll(y, 2, axis=-1), ys, atol=1e-5)
+
+
+def test_weight_sharing_many_kernels_many_maps():
+    x = cl.randn(2, 3, 9, 9)
+    w = cl.randn(7, 3, 3, 3)
+    y = conv2d(x, w)
+    assert y.shape == (2, 7, 7, 7)  # one feature map per kernel
+
+
+def test_replicate_padding_copies_the_border():
+    x = cl.tensor(np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3))
+    ident = cl.tensor(np.array([[[[0, 0, 0], [0, 1, 0], [0, 0, 0]]]], dtype=np.float32))
+    zero = conv2d(x, ident, padding=1, padding_mode="zeros").data
+    copy = conv2d(x, ident, padding=1, padding_mode="replicate").data
+    np.testing.assert_array_equal(zero, x.data)  # identity kernel: padding invisible
+    w = cl.tensor(np.ones((1, 1, 3, 3), dtype=np.float32))
+    corner_zero = conv2d(x, w, padding=1).data[0, 0, 0, 0]
+    corner_copy = conv2d(x, w, padding=1, padding_mode="replicate").data[0, 0, 0, 0]
+    assert corner_zero == 0 + 1 + 3 + 4
+    assert corner_copy == 4 * 0 + 2 * 1 + 2 * 3 + 4  # the corner value 0 copied into 5 border cells
+    np.testing.assert_array_equal(copy.shape, zero.shape)
+
+
+def test_video_and_mri_volumes():
+    video = cl.randn(1, 3, 8, 16, 16)  # 3×s×m×n
+    mri = cl.randn(1, 1, 8, 16, 16)  # 1×s×m×n
+    assert conv3d(video, cl.randn(4, 3, 3, 3, 3), padding=1).shape == (1, 4, 8, 16, 16)
+    assert conv3d(mri, cl.randn(4, 1, 3, 3, 3), stride=2).shape == (1, 4, 3, 7, 7)
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: conv2d(cl.randn(1, 28, 28), cl.randn(6, 1, 5, 5)), r"conv2d: expected a 4-d input \(N, C, H, W\), got a 3-d input of shape \(1, 28, 28\)"),
+        (lambda: conv2d(cl.randn(8, 1, 28, 28), cl.randn(16, 3, 5, 5)), r"expects input with 3 channels, got \(8, 1, 28, 28\)"),
+        (lambda: conv2d(cl.randn(1, 3, 4, 4), cl.randn(2, 3, 5, 5)), r"conv2d: kernel of size \(5, 5\).*larger than the padded input \(4, 4\)"),
+        (lambda: conv2d(cl.randn(1, 4, 8, 8), cl.randn(6, 2, 3, 3), groups=3), r"groups=3 must divide both in_channels \(4\)"),
+        (lambda: conv2d(cl.randn(1, 3, 8, 8), cl.randn(2, 3, 3, 3), padding_mode="mirror"), r"unknown padding_mode 'mirror'"),
+        (lambda: conv2d(cl.randn(1, 3, 8, 8), cl.randn(2, 3, 3, 3), stride=0), r"conv2d: stride must be >= 1, got 0"),
+        (lambda: conv2d(cl.randn(1, 3, 8, 8), cl.randn(2, 3, 3, 3), stride=2, padding="same"), r"padding='same' is not supported for strided"),
+        (lambda: conv2d(cl.randn(1, 3, 8, 8), cl.randn(2, 3, 3, 3), stride=1.5), r"conv2d: stride must be an integer"),
+        (lambda: conv2d(cl.randn(1, 3, 8, 8), cl.randn(2, 3, 3, 3), padding=(1, 1, 1)), r"padding must have 2 entries"),
+        (lambda: conv1d(cl.randn(1, 3, 8), cl.randn(2, 3, 3), padding=8, padding_mode="reflect"), r"reflect padding"),
+        (lambda: conv2d(cl.randn(1, 3, 8, 8), cl.randn(2, 3, 3, 3), cl.randn(3)), r"bias must have shape \(2,\)"),
+    ],
+)
+def test_conv_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# ---- PyTorch parity over a grid ------------------------------------------------------------------
+
+
+def _grid():
+    cases = []
+    for d, groups, stride, padding, dilation, mode, bias in itertools.product(
+        (1, 2, 3), (1, 2), (1, 2), (0, 1, 2, "same"), (1, 2), ("zeros", "replicate", "reflect", "circular"), (True, False)
+    ):
+        if padding == "same" and (stride > 1 or mode != "zeros"):
+            continue
+        pad = 0 if padding == "same" else padding
+        if any(s + 2 * pad < dilation * (k - 1) + 1 for s, k in zip(SPATIAL[d], KERNEL[d])):
+            continue  # kernel larger than the padded input: an error, tested below
+        cases.append((d, groups, stride, padding, dilation, mode, bias))
+    return cases
+
+
+GRID = _grid()
+
+
+def test_grid_is_large_enough():
+    for d in (1, 2, 3):
+        assert sum(1 for c in GRID if c[0] == d) >= 100
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_conv_matches_torch(d):
+    torch = pytest.importorskip("torch")
+    tf = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[d]
+    rng = np.random.default_rng(100 + d)
+    checked = 0
+    for _, groups, stride, padding, dilation, mode, bias in (c for c in GRID if c[0] == d):
+        x = rng.standard_normal((2, 4, *SPATIAL[d]))
+        w = rng.standard_normal((6, 4 // groups, *KERNEL[d]))
+        b = rng.standard_normal(6) if bias else None
+        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        tb = torch.tensor(b, requires_grad=True) if bias else None
+        if mode != "zeros" and padding:
+            ty = tf(torch.nn.functional.pad(tx, (padding,) * 2 * d, mode=mode), tw, tb, stride, 0, dilation, groups)
+        else:
+            ty = tf(tx, tw, tb, stride, padding, dilation, groups)
+        X, W = _t(x), _t(w)
+        B = _t(b) if bias else None
+        y = CONVS[d](X, W, B, stride, padding, dilation, groups, mode)
+        gy = rng.standard_normal(ty.shape)
+        ty.backward(torch.tensor(gy))
+        y.backward(cl.tensor(gy))
+        ctx = f"d={d} groups={groups} stride={stride} padding={padding} dilation={dilation} mode={mode}"
+        np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
+        np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
+        np.testing.assert_allclose(W.grad.data, tw.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
+        if bias:
+            np.testing.assert_allclose(B.grad.data, tb.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
+        checked += 1
+    assert checked >= 100
+
+
+def test_conv_float32_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((16, 3, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    y = conv2d(cl.tensor(x), cl.tensor(w), cl.tensor(b), padding=2)
+    ty = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=2)
+    np.testing.assert_allclose(y.data, ty.numpy(), rtol=1e-4, atol=1e-4)
