@@ -49,9 +49,65 @@ def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
     return as_strided(xp, shape=shape, strides=strides, writeable=False)
 
 
+# One im2col block is about this many bytes: small enough to be re-read from cache by the GEMM that
+# follows its copy, and it bounds the extra memory a convolution needs (see docs/performance.md).
+CHUNK_BYTES = 4 << 20
+
+
+def _batch_chunks(n: int, bytes_per_item: int):
+    """Split the batch into runs of whole items whose im2col block is about CHUNK_BYTES."""
+    per = max(1, CHUNK_BYTES // max(1, bytes_per_item))
+    return [(lo, min(n, lo + per)) for lo in range(0, n, per)]
+
+
+def weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
+    """(K, C/G, *F) → (G, ∏F·C/G, K/G): per group, rows ordered (*F, C) like the im2col columns."""
+    k, cg = w.shape[:2]
+    taps = int(np.prod(w.shape[2:]))
+    wg = w.reshape(groups, k // groups, cg, taps)
+    return np.ascontiguousarray(wg.transpose(0, 3, 2, 1)).reshape(groups, taps * cg, k // groups)
+
+
+def im2col(xp: np.ndarray, out_size, kernel, stride, dilation, groups: int) -> np.ndarray:
+    """Copy the receptive fields of channels-last `xp` into (G, M, ∏F·C/G) (the one big copy)."""
+    win = windows(xp, out_size, kernel, stride, dilation)  # (n, *O, *F, C) view
+    m = xp.shape[0] * int(np.prod(out_size))
+    taps, c = int(np.prod(kernel)), xp.shape[-1]
+    if groups == 1:
+        return win.reshape(1, m, taps * c)
+    win = win.reshape(m, taps, groups, c // groups)
+    return np.ascontiguousarray(win.transpose(2, 0, 1, 3)).reshape(groups, m, taps * (c // groups))
+
+
+def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
+    """Channels-last cross-correlation without padding: (N, *Sp, C) ★ wmat → (N, *O, K), chunked over N."""
+    groups, rows, kg = wmat.shape
+    n = xp.shape[0]
+    k = groups * kg
+    out = np.empty((n, *out_size, k), dtype=xp.dtype)
+    per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
+    for lo, hi in _batch_chunks(n, per_item):
+        cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)  # (G, m, ∏F·C/G)
+        dest = out[lo:hi].reshape(-1, k)
+        if groups == 1:
+            np.matmul(cols[0], wmat[0], out=dest)
+        else:  # output channel g·K/G + j comes from group g
+            dest.reshape(-1, groups, kg)[...] = np.matmul(cols, wmat).transpose(1, 0, 2)
+    return out
+
+
 def _tap_slices(tap, out_size, stride, dilation):
     """The strided slice of the padded input that kernel tap `tap` touches for every output position."""
     return tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, o, s, d in zip(tap, out_size, stride, dilation))
+
+
+def _transposed_weight(w: np.ndarray, groups: int) -> np.ndarray:
+    """Kernel of the input gradient for stride 1: spatially flipped, in/out channels swapped per group."""
+    k, cg = w.shape[:2]
+    d = w.ndim - 2
+    flipped = np.flip(w, axis=tuple(range(2, 2 + d)))
+    wt = flipped.reshape(groups, k // groups, cg, *w.shape[2:]).swapaxes(1, 2)
+    return wt.reshape(groups * cg, k // groups, *w.shape[2:])
 
 
 class ConvNd(Function):
@@ -59,67 +115,80 @@ class ConvNd(Function):
 
     def forward(ctx, x, w, b, stride, pads, dilation, groups, padding_mode):
         d = x.ndim - 2
-        n, k = x.shape[0], w.shape[0]
         kernel = w.shape[2:]
-        xl = channels_last(x)  # (N, *S, C)
-        xp = pad_array(xl, {1 + i: p for i, p in enumerate(pads)}, padding_mode)
+        xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
         out_size = tuple(conv_output_size(xp.shape[1 + i], kernel[i], stride[i], 0, dilation[i]) for i in range(d))
-        m = n * int(np.prod(out_size))
-        cg, kg = w.shape[1], k // groups
-        taps = int(np.prod(kernel))
-        win = windows(xp, out_size, kernel, stride, dilation)  # (N, *O, *F, C)
-        if groups == 1:
-            cols = win.reshape(m, taps * cg)  # the im2col copy
-            wmat = np.moveaxis(w, 1, -1).reshape(k, taps * cg).T  # (F·C, K), rows ordered (*F, C) like cols
-            y = cols @ wmat  # (M, K)
-        else:
-            win = win.reshape(m, taps, groups, cg)
-            cols = np.ascontiguousarray(win.transpose(2, 0, 1, 3)).reshape(groups, m, taps * cg)
-            wmat = np.moveaxis(w.reshape(groups, kg, cg, taps), 1, -1)  # (G, C/G, F, K/G)
-            wmat = wmat.transpose(0, 2, 1, 3).reshape(groups, taps * cg, kg)
-            y = np.matmul(cols, wmat).transpose(1, 0, 2).reshape(m, k)  # (M, K), channel = g·K/G + j
+        wmat = weight_matrix(w, groups)
+        y = correlate(xp, wmat, out_size, kernel, stride, dilation)  # (N, *O, K)
         if b is not None:
             y += b
-        ctx.save_for_backward(cols, wmat)
-        ctx.geom = (x.shape, xp.shape, out_size, kernel, stride, pads, dilation, groups, padding_mode)
-        return channels_first(y.reshape(n, *out_size, k))
+        ctx.save_for_backward(xp, w, wmat)
+        ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
+        return channels_first(y)  # a view: the memory stays channels-last
 
     def backward(ctx, grad):
-        cols, wmat = ctx.saved_tensors
-        x_shape, xp_shape, out_size, kernel, stride, pads, dilation, groups, padding_mode = ctx.geom
+        xp, w, wmat = ctx.saved_tensors
+        x_shape, out_size, stride, pads, dilation, groups, padding_mode = ctx.geom
+        kernel = w.shape[2:]
         n, k = grad.shape[:2]
-        m = cols.shape[-2]
-        g = channels_last(grad).reshape(m, k)  # (M, K); a copy only if grad is channels-first
+        kg = k // groups
+        gl = np.ascontiguousarray(channels_last(grad))  # (N, *O, K); free if grad is channels-last already
         gx = gw = gb = None
         if ctx.needs_input_grad[2]:
-            gb = g.sum(axis=0)  # db = Σ_M dY
-        cg = x_shape[1] // groups
-        if groups == 1:
-            if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, back to (K, C, *F)
-                gw = np.moveaxis((g.T @ cols).reshape(k, *kernel, cg), -1, 1)
-            if ctx.needs_input_grad[0]:
-                dcols = (g @ wmat.T).reshape(n, *out_size, *kernel, cg)
-        else:
-            gg = np.ascontiguousarray(g.reshape(m, groups, k // groups).transpose(1, 0, 2))  # (G, M, K/G)
-            if ctx.needs_input_grad[1]:
-                gwg = np.matmul(cols.transpose(0, 2, 1), gg)  # (G, F·C/G, K/G)
-                gwg = gwg.reshape(groups, *kernel, cg, k // groups)
-                gw = np.moveaxis(np.moveaxis(gwg, -1, 1), -1, 2).reshape(k, cg, *kernel)
-            if ctx.needs_input_grad[0]:
-                dcols = np.matmul(gg, wmat.transpose(0, 2, 1))  # (G, M, F·C/G)
-                dcols = dcols.reshape(groups, n, *out_size, *kernel, cg)
-                dcols = np.moveaxis(dcols, 0, -2).reshape(n, *out_size, *kernel, groups * cg)
+            gb = gl.reshape(-1, k).sum(axis=0)  # db = Σ over batch and positions of dY
+        if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, accumulated chunk by chunk (cols recomputed, cached)
+            gwm = np.zeros_like(wmat)
+            per_item = int(np.prod(out_size)) * wmat.shape[1] * groups * xp.itemsize
+            for lo, hi in _batch_chunks(n, per_item):
+                cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)
+                gk = gl[lo:hi].reshape(-1, groups, kg)
+                if groups == 1:
+                    gwm[0] += cols[0].T @ gk[:, 0]
+                else:
+                    gwm += np.matmul(cols.transpose(0, 2, 1), gk.transpose(1, 0, 2))
+            gw = gwm.reshape(groups, *kernel, w.shape[1], kg)  # (G, *F, C/G, K/G) → (K, C/G, *F)
+            gw = np.moveaxis(np.moveaxis(gw, -1, 1), -1, 2).reshape(w.shape)
         if ctx.needs_input_grad[0]:
-            d = len(kernel)
-            gxp = np.zeros((n, *xp_shape[1:]), dtype=grad.dtype)
-            for tap in itertools.product(*(range(f) for f in kernel)):  # col2im: one strided add per tap
-                gxp[(slice(None), *_tap_slices(tap, out_size, stride, dilation))] += dcols[
-                    (slice(None),) * (1 + d) + tap
-                ]
-            xl_shape = (n, *x_shape[2:], x_shape[1])
-            gxl = pad_array_backward(gxp, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
-            gx = channels_first(gxl)
+            gx = channels_first(_input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation,
+                                            groups, padding_mode))
         return gx, gw, gb
+
+
+def _input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation, groups, padding_mode):
+    """dL/dx (channels-last) from dL/dy (channels-last `gl`).
+
+    Stride 1: the input gradient is itself a convolution, of dY padded by D·(F−1) with the flipped
+    kernel (dx_pad[i] = Σ_t w[t]·dy[i − t·D]) — one im2col + GEMM, no scatter.
+    Strided: d cols = dY · W per chunk, then scattered back with one strided add per kernel tap.
+    """
+    kernel = w.shape[2:]
+    d = len(kernel)
+    n = gl.shape[0]
+    xl_shape = (n, *x_shape[2:], x_shape[1])
+    if all(s == 1 for s in stride):
+        reach = [dl * (f - 1) for f, dl in zip(kernel, dilation)]
+        direct = padding_mode == "zeros" and all(max(p) <= r for p, r in zip(pads, reach))
+        # pad dY so that the correlation lands on the unpadded input (direct) or the whole padded input
+        widths = {1 + i: ((r - p[0], r - p[1]) if direct else (r, r)) for i, (p, r) in enumerate(zip(pads, reach))}
+        gp = pad_array(gl, widths, "zeros", contiguous=True)
+        target = xl_shape[1:-1] if direct else xp.shape[1:-1]
+        gx = correlate(gp, weight_matrix(_transposed_weight(w, groups), groups), target, kernel, (1,) * d, dilation)
+        if direct:
+            return gx
+        return pad_array_backward(gx, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
+    rows, kg = wmat.shape[1:]
+    cg = xp.shape[-1] // groups
+    gxp = np.zeros((n, *xp.shape[1:]), dtype=gl.dtype)
+    per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
+    for lo, hi in _batch_chunks(n, per_item):
+        gk = gl[lo:hi].reshape(-1, groups, kg).transpose(1, 0, 2)  # (G, m, K/G)
+        dcols = np.matmul(gk, wmat.transpose(0, 2, 1))  # (G, m, ∏F·C/G)
+        dcols = dcols.reshape(groups, hi - lo, *out_size, *kernel, cg)
+        dcols = np.moveaxis(dcols, 0, -2).reshape(hi - lo, *out_size, *kernel, groups * cg)
+        dest = gxp[lo:hi]
+        for tap in itertools.product(*(range(f) for f in kernel)):  # col2im: one strided add per tap
+            dest[(slice(None), *_tap_slices(tap, out_size, stride, dilation))] += dcols[(slice(None),) * (1 + d) + tap]
+    return pad_array_backward(gxp, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
 
 
 def _resolve_padding(padding, d, kernel, stride, dilation, where):

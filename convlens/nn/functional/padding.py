@@ -48,10 +48,14 @@ def check_pad_fits(where: str, mode: str, size: int, before: int, after: int, ax
         )
 
 
-def pad_array(a: np.ndarray, pads: dict[int, tuple[int, int]], mode: str, value: float = 0.0) -> np.ndarray:
-    """Pad NumPy array `a`: ``pads`` maps an axis to its (before, after) widths."""
+def pad_array(a: np.ndarray, pads: dict[int, tuple[int, int]], mode: str, value: float = 0.0,
+              contiguous: bool = False) -> np.ndarray:
+    """Pad NumPy array `a`: ``pads`` maps an axis to its (before, after) widths.
+
+    The result keeps `a`'s memory order, or is C-contiguous when `contiguous` is set.
+    """
     if not any(b or e for b, e in pads.values()):
-        return a
+        return np.ascontiguousarray(a) if contiguous else a
     if mode in ("constant", "zeros"):
         shape = list(a.shape)
         inner = [slice(None)] * a.ndim
@@ -59,7 +63,7 @@ def pad_array(a: np.ndarray, pads: dict[int, tuple[int, int]], mode: str, value:
             shape[axis] += b + e
             inner[axis] = slice(b, b + a.shape[axis])
         # empty_like keeps `a`'s memory order for the new shape (channels-last stays channels-last)
-        out = np.empty_like(a, shape=shape)
+        out = np.empty(shape, a.dtype) if contiguous else np.empty_like(a, shape=shape)
         out.fill(value)
         out[tuple(inner)] = a
         return out
