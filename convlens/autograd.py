@@ -93,7 +93,8 @@ class Function:
         ctx = cls()
         ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
         out = ctx.forward(*[None if t is None else t.data for t in inputs], **params)
-        track = any(ctx.needs_input_grad) and is_grad_enabled()
+        # only floating-point results carry gradients (e.g. a cast to int64 ends the graph, as in PyTorch)
+        track = any(ctx.needs_input_grad) and is_grad_enabled() and out.dtype.kind == "f"
         result = Tensor._wrap(out, requires_grad=track)
         if track:
             ctx.parents = inputs
@@ -148,6 +149,9 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         grad = grads.pop(id(node), None)
         if grad is None:
             continue
+        for hook in node._hooks:  # leaves' hooks run too, before accumulation; None keeps the gradient
+            result = hook(grad)
+            grad = grad if result is None else (result.data if hasattr(result, "_ctx") else result)
         ctx = node._ctx
         if ctx is None:  # a leaf
             if node.grad is None:
@@ -160,8 +164,6 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
                 "backward(): trying to backward through the graph a second time; "
                 "pass retain_graph=True to the first backward() call"
             )
-        for hook in node._hooks:
-            grad = hook(grad)
         if node._retains_grad:
             node.grad = Tensor._wrap(np.array(grad, copy=True))
         input_grads = ctx.backward(grad)

@@ -60,11 +60,11 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g2 = grad
-        if a.ndim == 1:
-            g2 = g2[..., None, :]
-        if b.ndim == 1:
-            g2 = g2[..., None]
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: the gradient is 0-d
+            g2 = grad.reshape(1, 1)
+        else:
+            g2 = grad[..., None, :] if a.ndim == 1 else grad
+            g2 = g2[..., None] if b.ndim == 1 else g2
         ga = gb = None
         if ctx.needs_input_grad[0]:
             ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape if a.ndim > 1 else (1, a.shape[0]))

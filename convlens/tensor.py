@@ -459,6 +459,8 @@ def _axes(dim, axis, ndim: int):
         if not -max(ndim, 1) <= d < max(ndim, 1):
             raise IndexError(f"dimension {d} out of range for a tensor with {ndim} dimensions")
         out.append(d % max(ndim, 1))
+    if ndim == 0:  # PyTorch accepts dim 0 (or -1) of a 0-d tensor: reducing it is the identity
+        return None
     return tuple(sorted(out))
 
 
