@@ -157,15 +157,21 @@ class ConvNd(Function):
 def _input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation, groups, padding_mode):
     """dL/dx (channels-last) from dL/dy (channels-last `gl`).
 
-    Stride 1: the input gradient is itself a convolution, of dY padded by D·(F−1) with the flipped
-    kernel (dx_pad[i] = Σ_t w[t]·dy[i − t·D]) — one im2col + GEMM, no scatter.
-    Strided: d cols = dY · W per chunk, then scattered back with one strided add per kernel tap.
+    Two ways, chosen by the memory traffic each needs per image:
+    - transposed convolution (stride 1 only): the input gradient is itself a convolution, of dY padded
+      by D·(F−1) with the flipped kernel, dx_pad[i] = Σ_t w[t]·dy[i − t·D]: one im2col of ∏F·K values
+      per input position, then a GEMM, no scatter. Wins when K is small next to C·(output positions).
+    - col2im: d cols = dY · W (∏F·C values per output position), scattered back with one strided add
+      per kernel tap (about 3 passes over d cols). Wins for few input channels, for a big kernel on a
+      small output (LeNet's 5×5 → 1×1), and is the only way for stride > 1.
     """
     kernel = w.shape[2:]
     d = len(kernel)
     n = gl.shape[0]
     xl_shape = (n, *x_shape[2:], x_shape[1])
-    if all(s == 1 for s in stride):
+    transposed_cost = int(np.prod(x_shape[2:])) * w.shape[0]
+    col2im_cost = 3 * int(np.prod(out_size)) * x_shape[1]
+    if all(s == 1 for s in stride) and transposed_cost < col2im_cost:
         reach = [dl * (f - 1) for f, dl in zip(kernel, dilation)]
         direct = padding_mode == "zeros" and all(max(p) <= r for p, r in zip(pads, reach))
         # pad dY so that the correlation lands on the unpadded input (direct) or the whole padded input

@@ -1,0 +1,210 @@
+"""``convlens train``: train a zoo model or a spec on a data set, with checkpoints and resuming."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from convlens.cli import CLIError
+
+# flags that map one-to-one onto Recipe fields (flag default None = "use the recipe's value")
+_RECIPE_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule",
+                 "augment", "seed", "val_split", "limit", "label_smoothing", "early_stopping", "normalize")
+
+
+def register(sub, parent) -> None:
+    from convlens.train.recipe import OPTIMIZERS, SCHEDULES
+
+    p = sub.add_parser(
+        "train", parents=[parent], help="train a model (default: LeNet-5 on the embedded mnist-mini)",
+        description="Train a zoo model or a spec on a data set. The recipe starts from the model's default "
+                    "(see 'convlens summary MODEL') and flags override it. Progress goes to stderr; the run "
+                    "directory gets last.*, best.* and history.json.",
+    )
+    p.add_argument("--model", metavar="NAME|SPEC",
+                   help="zoo model name or a spec file (.toml/.json) (default: lenet5)")
+    p.add_argument("--dataset", metavar="NAME|FOLDER",
+                   help="mnist, fashion-mnist, cifar10, mnist-mini, a folder of class folders or a .tar.gz of one "
+                        "(default: the model's recipe; mnist-mini for lenet5)")
+    p.add_argument("--data-dir", metavar="DIR", help="root folder of the data set's files")
+    p.add_argument("--epochs", type=int, metavar="N", help="total number of epochs (also when resuming)")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--lr", type=float, metavar="X", help="learning rate (the peak one with --schedule onecycle)")
+    p.add_argument("--momentum", type=float, metavar="X", help="momentum (sgd, rmsprop)")
+    p.add_argument("--weight-decay", type=float, metavar="X")
+    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
+    p.add_argument("--augment", metavar="LIST", help="training augmentation: flip, shift, both ('flip,shift') or none")
+    p.add_argument("--label-smoothing", type=float, metavar="X")
+    p.add_argument("--no-normalize", dest="normalize", action="store_const", const=False, default=None,
+                   help="do not standardise the channels with the training set's mean and std")
+    p.add_argument("--seed", type=int, metavar="N", help="seed for initialisation, shuffling, augmentation and "
+                   "dropout (default 0)")
+    p.add_argument("--val-split", type=float, metavar="X",
+                   help="fraction of the training set held out for validation (default 0.1; 0 = none)")
+    p.add_argument("--early-stopping", type=int, metavar="N",
+                   help="stop after N epochs without a better validation accuracy")
+    p.add_argument("--limit", type=int, metavar="N", help="use only N images of the training set (a random, "
+                   "seeded subset, taken before the validation split)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default ./runs/<model>-<dataset>-<timestamp>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last completed state")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    p.set_defaults(func=run)
+
+
+def _given(args) -> dict:
+    return {k: getattr(args, k) for k in _RECIPE_FLAGS if getattr(args, k, None) is not None}
+
+
+def _slug(text: str) -> str:
+    stem = Path(text).name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".toml", ".json"):
+        stem = stem.removesuffix(suffix)
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in stem) or "run"
+
+
+def run(args) -> int:
+    from convlens.checkpoint import read_checkpoint
+    from convlens.train.recipe import Recipe
+
+    given = _given(args)
+    meta = None
+    if args.resume:
+        run_dir = Path(args.resume)
+        _, meta, _ = read_checkpoint(run_dir / "last.safetensors")
+        recipe = Recipe.from_dict(meta["recipe"])
+        if args.out and Path(args.out).resolve() != run_dir.resolve():
+            raise CLIError("--out and --resume name different folders; a resumed run stays in its folder")
+        for key, value in given.items():
+            if key != "epochs" and value != getattr(recipe, key):
+                raise CLIError(f"--{key.replace('_', '-')} cannot change when resuming (the run used "
+                               f"{getattr(recipe, key)!r}); only --epochs can")
+        if args.model is not None and args.model != recipe.model:
+            raise CLIError(f"--model cannot change when resuming (the run trains {recipe.model})")
+        if "epochs" in given and given["epochs"] != recipe.epochs and recipe.schedule != "none":
+            raise CLIError(f"--epochs cannot change when resuming a run with the {recipe.schedule} schedule "
+                           f"(its learning rates were planned for {recipe.epochs} epochs)")
+        recipe = recipe.replace(epochs=given.get("epochs", recipe.epochs))
+        data_dir = args.data_dir or meta.get("data_dir")
+    else:
+        try:
+            recipe = Recipe.for_model(args.model or "lenet5", **given)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        data_dir = args.data_dir
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{_slug(recipe.model)}-{_slug(recipe.dataset)}-{stamp}"
+        if (run_dir / "last.json").exists():
+            raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    return _train(args, recipe, run_dir, data_dir, meta)
+
+
+def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
+    import numpy as np
+
+    import convlens
+    from convlens import data
+    from convlens.checkpoint import build_model as rebuild
+    from convlens.checkpoint import load_checkpoint
+    from convlens.cli._common import (
+        build_model,
+        check_model_fits,
+        eprint,
+        load_dataset,
+        print_json,
+        separate_test_set,
+    )
+    from convlens.data import transforms as T
+    from convlens.train import NonFiniteLossError, evaluate, fit
+
+    started = time.perf_counter()
+    full = load_dataset(recipe.dataset, data_dir, train=True)
+    shape, classes = tuple(int(s) for s in full.shape), list(full.classes)
+    test = load_dataset(recipe.dataset, data_dir, train=False, input_shape=shape)
+    has_test = separate_test_set(full, test)
+    if recipe.limit is not None and recipe.limit < len(full):
+        pick = np.random.default_rng(recipe.seed).permutation(len(full))[: recipe.limit]
+        full = data.Subset(full, np.sort(pick))
+    train_ds, val_ds = full, None
+    if recipe.val_split > 0:
+        n_val = int(round(recipe.val_split * len(full)))
+        if n_val < 1 or n_val >= len(full):
+            raise CLIError(f"--val-split {recipe.val_split} of {len(full)} images leaves "
+                           f"{n_val} for validation; use a larger data set or --val-split 0")
+        train_ds, val_ds = data.split(full, recipe.val_split, seed=recipe.seed)
+    mean = std = None
+    if recipe.normalize:
+        mean, std = (a.tolist() for a in data.mean_std(train_ds))
+    normalize = [T.Normalize(mean, std)] if recipe.normalize else []
+    eval_tf = T.Compose(normalize) if normalize else None
+
+    convlens.manual_seed(recipe.seed)
+    name = recipe.model
+    if meta is not None:
+        model, desc = rebuild(meta), meta["architecture"]
+    else:
+        model, desc = build_model(name, shape, len(classes))
+    check_model_fits(model, shape, len(classes), _slug(name), recipe.dataset)
+
+    train_loader = data.DataLoader(train_ds, recipe.batch_size, shuffle=True, seed=recipe.seed,
+                                   transform=T.Compose(recipe.augmentation() + normalize))
+    val_loader = data.DataLoader(val_ds, 256, transform=eval_tf) if val_ds is not None else None
+    optimizer = recipe.make_optimizer(model.parameters())
+    scheduler, interval = recipe.make_scheduler(optimizer, len(train_loader))
+    loss_fn = None
+    if recipe.label_smoothing:
+        from convlens.nn import functional as F
+
+        def loss_fn(out, y):
+            return F.cross_entropy(out, y, label_smoothing=recipe.label_smoothing)
+
+    n_params = sum(int(p.data.size) for p in model.parameters())
+    eprint(f"convlens train: {'resuming ' + str(run_dir) if meta else 'run directory ' + str(run_dir)}")
+    eprint(recipe.describe())
+    eprint(f"  data             {len(train_ds)} training, {len(val_ds) if val_ds else 0} validation, "
+           f"{len(test) if has_test else 0} test images of {'×'.join(map(str, shape))}, {len(classes)} classes")
+    eprint(f"  parameters       {n_params:,}")
+    info = {"architecture": desc, "model_name": name, "recipe": recipe.to_dict(), "dataset": recipe.dataset,
+            "data_dir": str(data_dir) if data_dir else None, "classes": classes, "input_shape": list(shape),
+            "mean": mean, "std": std, "num_train": len(train_ds), "num_val": len(val_ds) if val_ds else 0}
+    try:
+        result = fit(model, train_loader, val_loader, optimizer=optimizer, epochs=recipe.epochs,
+                     scheduler=scheduler, scheduler_interval=interval, loss_fn=loss_fn, run_dir=run_dir,
+                     early_stopping=recipe.early_stopping if val_loader is not None else None, info=info,
+                     resume=run_dir if meta is not None else None, progress=True)
+    except NonFiniteLossError as e:
+        raise CLIError(str(e)) from None
+    if result.status == "interrupted":
+        eprint(f"convlens: interrupted at epoch {result.epochs_completed + 1}, batch {result.batch}; the state is "
+               f"saved in {run_dir}/last.*. Continue with: convlens train --resume {run_dir}")
+        return 130
+
+    test_report = None
+    if has_test:
+        best = run_dir / "best.safetensors"
+        if best.is_file():
+            load_checkpoint(best, model=model)
+        test_report = evaluate(model, data.DataLoader(test, 256, transform=eval_tf), progress=True, desc="testing")
+    report = {
+        "run_dir": str(run_dir), "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+        "epochs": result.epochs_completed, "status": result.status, "best_epoch": result.best_epoch,
+        "history": result.history, "val_accuracy": result.best_val_accuracy,
+        "test_accuracy": test_report["accuracy"] if test_report else None,
+        "test_loss": test_report["loss"] if test_report else None,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    from convlens.checkpoint import write_json_atomic
+
+    write_json_atomic(run_dir / "report.json", report)
+    if args.json:
+        print_json(report)
+    else:
+        if test_report:
+            which = f"best epoch {result.best_epoch}" if result.best_epoch else f"epoch {result.epochs_completed}"
+            print(f"test accuracy {test_report['accuracy']:.2%} (loss {test_report['loss']:.4f}, "
+                  f"{test_report['n']} images, {which})")
+        elif result.best_val_accuracy is not None:
+            print(f"validation accuracy {result.best_val_accuracy:.2%} (no separate test set)")
+        print(f"saved to {run_dir} ({result.status}, {result.epochs_completed} epochs, {report['seconds']:.0f} s)")
+    return 0
+

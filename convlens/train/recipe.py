@@ -1,0 +1,181 @@
+"""`Recipe`: every choice that shapes a training run, in one JSON-able dataclass.
+
+A recipe starts from the model zoo's default for the model (``convlens.models.default_recipe``) and is
+overridden by command-line flags; it is printed when training starts and stored in every checkpoint, so
+a run can be resumed or repeated exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+
+__all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES"]
+
+OPTIMIZERS = ("sgd", "adadelta", "adam", "adamw", "adagrad", "rmsprop")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+_AUGMENTS = ("flip", "shift", "crop")
+
+
+@dataclass
+class Recipe:
+    """What to train and how. ``model`` is a zoo name or a spec file; ``dataset`` a data set name, an
+    image folder or a ``.tar.gz`` of one. ``augment`` is a comma-separated list (``"flip,shift"``, or
+    ``""``); ``normalize`` standardises each channel with the training set's mean and std; ``limit``
+    keeps a random ``limit`` images of the training set (before the validation split)."""
+
+    model: str = "lenet5"
+    dataset: str = "mnist-mini"
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    batch_size: int = 64
+    epochs: int = 10
+    augment: str = ""
+    normalize: bool = True
+    label_smoothing: float = 0.0
+    seed: int = 0
+    val_split: float = 0.1
+    limit: int | None = None
+    early_stopping: int | None = None
+
+    # ---- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def for_model(cls, model: str = "lenet5", **overrides) -> Recipe:
+        """The zoo's default recipe for ``model`` (built-in defaults for a spec file), then ``overrides``
+        (None values are ignored, so unset command-line flags keep the default)."""
+        base: dict = {}
+        try:
+            from convlens import models
+
+            if model in models.list_models():
+                base = dict(models.default_recipe(model))
+        except ImportError:  # pragma: no cover - the zoo is part of the package
+            pass
+        values = {k: v for k, v in base.items() if k in cls.field_names()}
+        values["model"] = model
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Recipe:
+        unknown = sorted(set(d) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"Recipe: unknown field(s) {', '.join(unknown)}; expected {', '.join(cls.field_names())}")
+        recipe = cls(**d)
+        recipe.validate()
+        return recipe
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> Recipe:
+        out = dataclasses.replace(self, **changes)
+        out.validate()
+        return out
+
+    # ---- checks ---------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ValueError naming the field, the expected and the received value."""
+
+        def bad(name, expected):
+            raise ValueError(f"Recipe: {name} must be {expected}, got {getattr(self, name)!r}")
+
+        self.optimizer = str(self.optimizer).lower()
+        self.schedule = str(self.schedule or "none").lower()
+        self.augment = ",".join(t.strip().lower() for t in str(self.augment or "").split(",")
+                                if t.strip() and t.strip().lower() != "none")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            bad("schedule", f"one of {', '.join(SCHEDULES)}")
+        for token in filter(None, self.augment.split(",")):
+            if token.split(":")[0] not in _AUGMENTS:
+                bad("augment", f"a comma-separated list of {', '.join(_AUGMENTS)} (e.g. 'flip,shift') or ''")
+        if not self.lr > 0:
+            bad("lr", "> 0")
+        if not self.momentum >= 0:
+            bad("momentum", ">= 0")
+        if not self.weight_decay >= 0:
+            bad("weight_decay", ">= 0")
+        if not 0 <= self.label_smoothing < 1:
+            bad("label_smoothing", "in [0, 1)")
+        if int(self.batch_size) < 1:
+            bad("batch_size", "an integer >= 1")
+        if int(self.epochs) < 1:
+            bad("epochs", "an integer >= 1")
+        if not 0 <= self.val_split < 1:
+            bad("val_split", "in [0, 1) (0 turns validation off)")
+        if self.limit is not None and int(self.limit) < 2:
+            bad("limit", "an integer >= 2 or None")
+        if self.early_stopping is not None and int(self.early_stopping) < 1:
+            bad("early_stopping", "an integer >= 1 (epochs without improvement) or None")
+        self.batch_size, self.epochs, self.seed = int(self.batch_size), int(self.epochs), int(self.seed)
+        self.lr, self.momentum, self.weight_decay = float(self.lr), float(self.momentum), float(self.weight_decay)
+        self.label_smoothing, self.val_split = float(self.label_smoothing), float(self.val_split)
+        self.normalize = bool(self.normalize)
+
+    # ---- the objects a run needs ----------------------------------------------------------------------
+    def make_optimizer(self, params):
+        """The optimizer with this recipe's lr, weight decay and (for SGD and RMSprop) momentum."""
+        from convlens import optim
+
+        params = list(params)
+        common = {"lr": self.lr, "weight_decay": self.weight_decay}
+        if self.optimizer == "sgd":
+            return optim.SGD(params, momentum=self.momentum, **common)
+        if self.optimizer == "rmsprop":
+            return optim.RMSprop(params, momentum=self.momentum, **common)
+        cls = {"adadelta": optim.Adadelta, "adam": optim.Adam, "adamw": optim.AdamW,
+               "adagrad": optim.Adagrad}[self.optimizer]
+        return cls(params, **common)
+
+    def make_scheduler(self, optimizer, steps_per_epoch: int):
+        """``(scheduler or None, "epoch" | "batch")``: when to call its ``step()``. step: ×0.1 every third
+        of the run; cosine: to 0 over the run; onecycle: warm-up to ``lr`` then anneal, per batch."""
+        from convlens.optim import lr_scheduler as S
+
+        if self.schedule == "step":
+            return S.StepLR(optimizer, step_size=max(1, self.epochs // 3), gamma=0.1), "epoch"
+        if self.schedule == "cosine":
+            return S.CosineAnnealingLR(optimizer, T_max=self.epochs), "epoch"
+        if self.schedule == "onecycle":
+            cycle = self.optimizer in ("sgd", "rmsprop", "adam", "adamw") and (
+                self.optimizer not in ("sgd", "rmsprop") or self.momentum > 0)
+            return S.OneCycleLR(optimizer, max_lr=self.lr, epochs=self.epochs, steps_per_epoch=steps_per_epoch,
+                                cycle_momentum=cycle), "batch"
+        return None, "epoch"
+
+    def augmentation(self):
+        """The random training-time transforms (a list; normalisation is added by the caller)."""
+        from convlens.data import transforms as T
+
+        return list(T.from_spec(self.augment).transforms) if self.augment else []
+
+    # ---- display --------------------------------------------------------------------------------------
+    def describe(self) -> str:
+        """A few aligned lines, as printed when training starts."""
+        opt = f"{self.optimizer} lr={self.lr:g}"
+        if self.optimizer in ("sgd", "rmsprop"):
+            opt += f" momentum={self.momentum:g}"
+        if self.weight_decay:
+            opt += f" weight_decay={self.weight_decay:g}"
+        rows = [
+            ("model", self.model), ("dataset", self.dataset + (f" (limit {self.limit})" if self.limit else "")),
+            ("optimizer", opt), ("schedule", self.schedule),
+            ("epochs", f"{self.epochs}, batch size {self.batch_size}"),
+            ("augment", self.augment or "none"), ("normalize", "yes" if self.normalize else "no"),
+            ("label smoothing", f"{self.label_smoothing:g}"),
+            ("validation", f"{self.val_split:.0%} of the training set" if self.val_split else "none"),
+            ("seed", str(self.seed)),
+        ]
+        if self.early_stopping:
+            rows.append(("early stopping", f"after {self.early_stopping} epochs without improvement"))
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The ConvNetJS CIFAR-10 network with its recipe (Adadelta lr 1, L2 1e-4, flips + 2-pixel shifts) on the
+# JPEG copy of CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz): target >= 75% test accuracy within one
+# hour. Report it as "CIFAR-10 (JPEG copy)": JPEG compression changes the pixels slightly.
+# EPOCHS (default 20) is the knob to fit the hour on a given machine.
+. "$(dirname "$0")/_common.sh"
+EPOCHS="${EPOCHS:-20}"
+run convnetjs-cifar10-jpeg --model convnetjs-cifar10 --dataset "$DATA/cifar10-jpeg.tar.gz" \
+    --optimizer adadelta --lr 1.0 --weight-decay 1e-4 --augment flip,shift --batch-size 32 --epochs "$EPOCHS"
