@@ -280,14 +280,10 @@ def load(name: str, root=None, train: bool = True, download: bool = False, **kwa
         )
     if path.is_file() and is_archive(path):
         path = extract_tar(path)
-        subdirs = [p for p in path.iterdir() if p.is_dir()]
-        # an archive usually wraps everything in one top folder
-        if len(subdirs) == 1 and not any(p.is_file() for p in path.iterdir()):
-            inner = subdirs[0]
-            if (inner / "train").is_dir() or (inner / "test").is_dir() or any(
-                p.is_dir() for p in inner.iterdir()
-            ):
-                path = inner
+        entries = list(path.iterdir())
+        # an archive usually wraps everything in one top folder ("ds/train/...")
+        if len(entries) == 1 and entries[0].is_dir():
+            path = entries[0]
     part = path / ("train" if train else "test")
     if part.is_dir():
         path = part

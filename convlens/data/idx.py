@@ -104,7 +104,10 @@ def load_idx(path: str | Path, rank: int | None = None, cache: bool = True) -> n
         raise DataError(f"{path}: cannot read ({e})") from e
     if not compressed:
         return read_idx(path, rank)
-    dest = cache_dir("idx") / f"{path.name.split('.')[0]}-{file_key(key, rank)}.npy"
+    try:
+        dest = cache_dir("idx") / f"{path.name.split('.')[0]}-{file_key(key, rank)}.npy"
+    except OSError:  # an unusable cache dir only costs speed
+        return read_idx(path, rank)
     arr = load_npy(dest)
     if arr is not None:
         return arr

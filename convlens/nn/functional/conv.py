@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from convlens import parallel
 from convlens.autograd import Function
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
 from convlens.nn.shape import conv_output_size, ntuple
@@ -54,10 +55,18 @@ def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
 CHUNK_BYTES = 4 << 20
 
 
+# Below this many bytes of im2col work a layer is not worth handing to the thread pool.
+PARALLEL_MIN_BYTES = 256 << 10
+
+
 def _batch_chunks(n: int, bytes_per_item: int):
-    """Split the batch into runs of whole items whose im2col block is about CHUNK_BYTES."""
-    per = max(1, CHUNK_BYTES // max(1, bytes_per_item))
-    return [(lo, min(n, lo + per)) for lo in range(0, n, per)]
+    """Split the batch into runs of whole items whose im2col block is about CHUNK_BYTES, in a number
+    of runs that keeps every thread of the pool busy."""
+    threads = parallel.get_num_threads()
+    parts = -(-n * bytes_per_item // CHUNK_BYTES)
+    if n * bytes_per_item >= PARALLEL_MIN_BYTES:
+        parts = -(-max(parts, threads) // threads) * threads  # a multiple of the thread count
+    return parallel.split(n, parts)
 
 
 def weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
@@ -86,13 +95,16 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
     k = groups * kg
     out = np.empty((n, *out_size, k), dtype=xp.dtype)
     per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
-    for lo, hi in _batch_chunks(n, per_item):
+
+    def work(lo, hi):
         cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)  # (G, m, ∏F·C/G)
         dest = out[lo:hi].reshape(-1, k)
         if groups == 1:
             np.matmul(cols[0], wmat[0], out=dest)
         else:  # output channel g·K/G + j comes from group g
             dest.reshape(-1, groups, kg)[...] = np.matmul(cols, wmat).transpose(1, 0, 2)
+
+    parallel.run(work, _batch_chunks(n, per_item))
     return out
 
 
@@ -137,15 +149,16 @@ class ConvNd(Function):
         if ctx.needs_input_grad[2]:
             gb = gl.reshape(-1, k).sum(axis=0)  # db = Σ over batch and positions of dY
         if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, accumulated chunk by chunk (cols recomputed, cached)
-            gwm = np.zeros_like(wmat)
             per_item = int(np.prod(out_size)) * wmat.shape[1] * groups * xp.itemsize
-            for lo, hi in _batch_chunks(n, per_item):
+
+            def work(lo, hi):  # this chunk's share of dW
                 cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)
                 gk = gl[lo:hi].reshape(-1, groups, kg)
                 if groups == 1:
-                    gwm[0] += cols[0].T @ gk[:, 0]
-                else:
-                    gwm += np.matmul(cols.transpose(0, 2, 1), gk.transpose(1, 0, 2))
+                    return (cols[0].T @ gk[:, 0])[None]
+                return np.matmul(cols.transpose(0, 2, 1), gk.transpose(1, 0, 2))
+
+            gwm = sum(parallel.run(work, _batch_chunks(n, per_item)))
             gw = gwm.reshape(groups, *kernel, w.shape[1], kg)  # (G, *F, C/G, K/G) → (K, C/G, *F)
             gw = np.moveaxis(np.moveaxis(gw, -1, 1), -1, 2).reshape(w.shape)
         if ctx.needs_input_grad[0]:
@@ -186,7 +199,8 @@ def _input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation, grou
     cg = xp.shape[-1] // groups
     gxp = np.zeros((n, *xp.shape[1:]), dtype=gl.dtype)
     per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
-    for lo, hi in _batch_chunks(n, per_item):
+
+    def work(lo, hi):
         gk = gl[lo:hi].reshape(-1, groups, kg).transpose(1, 0, 2)  # (G, m, K/G)
         dcols = np.matmul(gk, wmat.transpose(0, 2, 1))  # (G, m, ∏F·C/G)
         dcols = dcols.reshape(groups, hi - lo, *out_size, *kernel, cg)
@@ -194,6 +208,8 @@ def _input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation, grou
         dest = gxp[lo:hi]
         for tap in itertools.product(*(range(f) for f in kernel)):  # col2im: one strided add per tap
             dest[(slice(None), *_tap_slices(tap, out_size, stride, dilation))] += dcols[(slice(None),) * (1 + d) + tap]
+
+    parallel.run(work, _batch_chunks(n, per_item))
     return pad_array_backward(gxp, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
 
 

@@ -1,0 +1,290 @@
+"""Your own images: ``root/<class>/*.png|jpg|jpeg|bmp|gif|webp`` → one uint8 (N, C, H, W) array,
+cached on disk; and safe extraction of ``.tar[.gz]`` archives into the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import sys
+import tarfile
+import tempfile
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from .cache import atomic_save_npy, atomic_write, cache_dir, file_key, load_npy, stat_key
+from .datasets import Dataset
+from .errors import DataError
+
+__all__ = ["ImageFolder", "extract_tar", "is_archive", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+_CHUNK = 256  # files per decode task: amortises the executor's per-task cost (~20 us) over many files
+
+
+def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple]]:
+    """Class names (sorted sub-folders), (relative path, label) per image, and (name, size, mtime_ns).
+
+    This is most of a cached load's time (one stat per file, ~5 us each here), so it is kept lean.
+    """
+    if not root.is_dir():
+        raise DataError(f"{root}: expected a folder of class sub-folders, found no such folder")
+    with os.scandir(root) as it:
+        classes = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: expected one sub-folder per class, found none (empty folder?)")
+    items, stats = [], []
+    for label, cls in enumerate(classes):
+        found = []
+        with os.scandir(root / cls) as it:
+            for e in it:
+                name = e.name
+                if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                    st = e.stat()
+                    if stat.S_ISREG(st.st_mode):
+                        found.append((f"{cls}/{name}", st.st_size, st.st_mtime_ns))
+        if not found:
+            raise DataError(
+                f"{root / cls}: class folder has no images: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
+            )
+        found.sort()
+        stats.extend(found)
+        items.extend((rel, label) for rel, _, _ in found)
+    return classes, items, stats
+
+
+def _normalise_size(size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, int):
+        return (size, size)
+    h, w = size
+    return (int(h), int(w))
+
+
+class ImageFolder(Dataset):
+    """Images in class sub-folders, decoded with Pillow (resized to ``size`` = int or (H, W), bilinear,
+    if given; otherwise all images must share one size), RGB or ``grayscale``.
+
+    The decoded arrays are cached under ``cache_dir('imagefolder')``, keyed by the folder, the options
+    and every file's name, size and mtime, so a second load only scans the folder and reads two .npy
+    files. An unreadable file raises DataError naming it, or with ``skip_bad=True`` is skipped and
+    counted in a warning.
+    """
+
+    def __init__(self, root, size=None, grayscale: bool = False, skip_bad: bool = False,
+                 cache: bool = True, workers: int | None = None, progress: bool | None = None):
+        self.root = Path(root).expanduser()
+        self.size = _normalise_size(size)
+        self.grayscale = bool(grayscale)
+        self._name = f"ImageFolder({self.root})"
+        self.classes, items, stats = _scan(self.root)
+        # one join + sha256 over 50,000 entries takes ~20 ms; json-encoding the list took ~90 ms
+        listing = hashlib.sha256("\n".join(f"{r}\t{n}\t{m}" for r, n, m in stats).encode()).hexdigest()
+        key = file_key(str(self.root.resolve()), self.size, self.grayscale, skip_bad, listing)
+        try:
+            folder = cache_dir("imagefolder") if cache else None
+        except OSError as e:
+            warnings.warn(f"ImageFolder: cache disabled, cannot create it ({e})", stacklevel=2)
+            folder, cache = None, False
+        loaded = self._load_cache(folder, key) if cache else None
+        if loaded is None:
+            images, labels, skipped = self._decode(items, skip_bad, workers, progress)
+            if cache:
+                self._save_cache(folder, key, images, labels, skipped)
+        else:
+            images, labels, skipped = loaded
+        if skipped:
+            warnings.warn(
+                f"ImageFolder {self.root}: skipped {len(skipped)} unreadable file(s), e.g. {skipped[0]}",
+                stacklevel=2,
+            )
+        self.images, self.labels, self.skipped = images, labels, skipped
+        bad = set(skipped)
+        self.files = [rel for rel, _ in items if rel not in bad]
+
+    # ---- cache ------------------------------------------------------------------------------------
+    @staticmethod
+    def _load_cache(folder: Path, key: str):
+        meta_path = folder / f"{key}.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return None
+        images = load_npy(folder / f"{key}-images.npy")
+        labels = load_npy(folder / f"{key}-labels.npy")
+        if images is None or labels is None or len(images) != meta["n"] or len(labels) != meta["n"]:
+            return None
+        return images, labels, meta["skipped"]
+
+    @staticmethod
+    def _save_cache(folder: Path, key: str, images, labels, skipped) -> None:
+        try:
+            atomic_save_npy(folder / f"{key}-images.npy", images)
+            atomic_save_npy(folder / f"{key}-labels.npy", labels)
+            # the .json goes last: it marks the pair complete
+            with atomic_write(folder / f"{key}.json", "w") as f:
+                json.dump({"n": int(len(labels)), "skipped": skipped}, f)
+        except OSError as e:
+            warnings.warn(f"ImageFolder: could not write the cache in {folder} ({e})", stacklevel=3)
+
+    # ---- decoding ---------------------------------------------------------------------------------
+    def _open(self, rel: str):
+        from PIL import Image
+
+        path = self.root / rel
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if self.grayscale else "RGB")
+                if self.size is not None and im.size != (self.size[1], self.size[0]):
+                    im = im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
+                return np.asarray(im)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+
+    def _decode(self, items, skip_bad, workers, progress):
+        n = len(items)
+        ok = np.ones(n, dtype=bool)
+        skipped: list[str] = []
+        lock = threading.Lock()
+        first = None
+        for i, (rel, _) in enumerate(items):  # the first readable image fixes (H, W) when size is None
+            try:
+                first = self._open(rel)
+                break
+            except DataError:
+                if not skip_bad:
+                    raise
+                ok[i] = False
+                skipped.append(rel)
+        if first is None:
+            raise DataError(f"{self.root}: none of the {n} image files could be read")
+        h, w = first.shape[:2]
+        c = 1 if self.grayscale else 3
+        out = np.empty((n, c, h, w), dtype=np.uint8)
+
+        def work(a: int, b: int) -> int:
+            for i in range(a, b):
+                if not ok[i]:
+                    continue
+                rel = items[i][0]
+                try:
+                    arr = self._open(rel)
+                    if arr.shape[:2] != (h, w):
+                        raise DataError(
+                            f"{self.root / rel}: image is {arr.shape[0]}x{arr.shape[1]} (HxW), expected "
+                            f"{h}x{w} like {items[0][0]}; pass size= to resize"
+                        )
+                except DataError:
+                    if not skip_bad:
+                        raise
+                    ok[i] = False
+                    with lock:
+                        skipped.append(rel)
+                    continue
+                out[i] = arr[None] if c == 1 else arr.transpose(2, 0, 1)
+            return b - a
+
+        from tqdm import tqdm
+
+        workers = workers or min(8, os.cpu_count() or 1)
+        bar = tqdm(total=n, desc=f"decoding {self.root.name}", unit="img", file=sys.stderr,
+                   disable=(None if progress is None else not progress), leave=False)
+        # Pillow releases the GIL while decoding, so threads decode in parallel
+        with ThreadPoolExecutor(workers) as ex:
+            futures = [ex.submit(work, a, min(a + _CHUNK, n)) for a in range(0, n, _CHUNK)]
+            try:
+                for fut in as_completed(futures):
+                    bar.update(fut.result())
+            finally:
+                for fut in futures:
+                    fut.cancel()
+                bar.close()
+        labels = np.array([lab for _, lab in items], dtype=np.int64)
+        if not ok.all():
+            out, labels = out[ok], labels[ok]
+            if len(labels) == 0:
+                raise DataError(f"{self.root}: none of the {n} image files could be read")
+        skipped.sort()
+        return out, labels, skipped
+
+
+# ---- archives -----------------------------------------------------------------------------------------
+def is_archive(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"))
+
+
+def _check_member(archive: Path, m: tarfile.TarInfo) -> None:
+    p = PurePosixPath(m.name)
+    if m.name.startswith(("/", "\\")) or p.is_absolute() or (len(m.name) > 1 and m.name[1] == ":"):
+        raise DataError(f"{archive}: refusing member {m.name!r}: absolute path (expected a relative path)")
+    if ".." in p.parts:
+        raise DataError(f"{archive}: refusing member {m.name!r}: '..' would escape the extraction folder")
+    if not (m.isfile() or m.isdir()):
+        raise DataError(f"{archive}: refusing member {m.name!r}: expected files and folders only, found a link "
+                        "or special file")
+
+
+def extract_tar(archive, progress: bool | None = None) -> Path:
+    """Extract ``archive`` into ``cache_dir('extracted', KEY)`` (key: path, size, mtime) and return it.
+
+    Members with absolute paths, '..', links or device nodes are rejected. Extraction goes to a
+    temporary folder that is renamed into place when complete, so an interrupted run leaves nothing
+    that a later call would mistake for a finished extraction.
+    """
+    archive = Path(archive).expanduser()
+    try:
+        key = file_key(stat_key(archive))
+    except OSError as e:
+        raise DataError(f"{archive}: cannot read ({e})") from e
+    try:
+        parent = cache_dir("extracted")
+    except OSError as e:
+        raise DataError(f"{archive}: cannot create the extraction cache ({e}); set $CONVLENS_DATA") from e
+    dest = parent / f"{archive.name.split('.')[0]}-{key}"
+    if dest.is_dir():
+        return dest
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
+    from tqdm import tqdm
+
+    bar = tqdm(desc=f"extracting {archive.name}", unit="file", file=sys.stderr,
+               disable=(None if progress is None else not progress), leave=False)
+    try:
+        # stream mode ('r|*') reads the archive once, front to back; random access would re-decompress.
+        # Members are written by hand (only regular files and folders pass _check_member, with no '..'
+        # and no absolute path, so every write stays inside tmp): 5-7x faster than TarFile.extract with
+        # the 'data' filter, which resolves real paths and sets modes and times per member.
+        with tarfile.open(archive, "r|*") as tf:
+            for m in tf:
+                _check_member(archive, m)
+                target = tmp.joinpath(*PurePosixPath(m.name).parts)
+                if m.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tf.extractfile(m)
+                with open(target, "wb") as f:
+                    shutil.copyfileobj(src, f)
+                bar.update()
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if not dest.is_dir():  # another process finished first otherwise
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"{archive}: not a readable tar archive or truncated ({type(e).__name__}: {e})") from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+    return dest

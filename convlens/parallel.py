@@ -1,0 +1,79 @@
+"""Data parallelism over batch chunks with a small thread pool.
+
+NumPy releases the GIL inside copies, ufuncs and BLAS calls, so the im2col copy, the GEMM and the
+col2im adds of different batch chunks can run at the same time in ordinary Python threads. While the
+pool runs, BLAS is held to one thread per worker (threadpoolctl), so the two levels of parallelism do
+not fight over the cores; outside the pool BLAS keeps its own threads (e.g. for one big Linear layer).
+
+`convlens.set_num_threads(n)` sets the pool size (default: the CPUs this process may use, at most 8, or
+the ``CONVLENS_NUM_THREADS`` environment variable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+_pool: ThreadPoolExecutor | None = None
+_controller = None
+
+
+def _default_threads() -> int:
+    env = os.environ.get("CONVLENS_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+_threads = _default_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Number of threads convlens uses for its own parallel work (like `torch.set_num_threads`)."""
+    global _threads, _pool
+    if int(n) < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n!r}")
+    _threads = int(n)
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+
+
+def get_num_threads() -> int:
+    return _threads
+
+
+def _blas_single_thread():
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+        except ImportError:  # without threadpoolctl the pool still works, BLAS threads may oversubscribe
+            _controller = False
+    return _controller.limit(limits=1, user_api="blas") if _controller else contextlib.nullcontext()
+
+
+def split(n: int, parts: int) -> list[tuple[int, int]]:
+    """[lo, hi) ranges cutting range(n) into `parts` nearly equal runs."""
+    parts = max(1, min(parts, n))
+    edges = [n * i // parts for i in range(parts + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(parts)]
+
+
+def run(fn, ranges) -> list:
+    """Call ``fn(lo, hi)`` for every range, in parallel when there are several and threads to spare."""
+    ranges = list(ranges)
+    if _threads == 1 or len(ranges) == 1:
+        return [fn(lo, hi) for lo, hi in ranges]
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="convlens")
+    with _blas_single_thread():
+        return list(_pool.map(lambda r: fn(*r), ranges))
