@@ -219,3 +219,38 @@ def test_conv_float32_matches_torch():
     y = conv2d(cl.tensor(x), cl.tensor(w), cl.tensor(b), padding=2)
     ty = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=2)
     np.testing.assert_allclose(y.data, ty.numpy(), rtol=1e-4, atol=1e-4)
+
+
+# ---- fused conv + ReLU -----------------------------------------------------------------------------
+
+
+def test_fused_conv_relu_gradcheck():
+    from convlens.nn.functional.conv import conv
+
+    rng = np.random.default_rng(5)
+    x, w, b = _t(rng.standard_normal((2, 3, 6, 6))), _t(rng.standard_normal((4, 3, 3, 3))), _t(rng.standard_normal(4))
+    assert gradcheck(lambda x, w, b: conv(x, w, b, padding=1, activation="relu"), [x, w, b], max_checks=40)
+
+
+def test_sequential_fuses_conv_relu_with_identical_results():
+    from convlens import nn
+
+    cl.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 4, 3), nn.ReLU())
+    x = cl.tensor(np.random.default_rng(0).standard_normal((2, 3, 10, 10)).astype(np.float32), requires_grad=True)
+
+    def run():
+        x.grad = None
+        net.zero_grad()
+        y = net(x)
+        (y * y).sum().backward()
+        return y.data.copy(), x.grad.data.copy(), net[0].weight.grad.data.copy(), net[3].bias.grad.data.copy()
+
+    fused = run()
+    seen = []
+    handle = net[1].register_forward_hook(lambda m, i, o: seen.append(o.shape))  # a hook turns fusion off
+    separate = run()
+    handle.remove()
+    assert seen == [(2, 8, 10, 10)]
+    for a, b in zip(fused, separate):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

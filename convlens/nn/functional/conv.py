@@ -88,8 +88,12 @@ def im2col(xp: np.ndarray, out_size, kernel, stride, dilation, groups: int) -> n
     return np.ascontiguousarray(win.transpose(2, 0, 1, 3)).reshape(groups, m, taps * (c // groups))
 
 
-def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
-    """Channels-last cross-correlation without padding: (N, *Sp, C) ★ wmat → (N, *O, K), chunked over N."""
+def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilation, bias=None,
+              relu: bool = False) -> np.ndarray:
+    """Channels-last cross-correlation without padding: (N, *Sp, C) ★ wmat → (N, *O, K), chunked over N.
+
+    The bias add and the ReLU are applied to each chunk while it is still in cache.
+    """
     groups, rows, kg = wmat.shape
     n = xp.shape[0]
     k = groups * kg
@@ -103,6 +107,10 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
             np.matmul(cols[0], wmat[0], out=dest)
         else:  # output channel g·K/G + j comes from group g
             dest.reshape(-1, groups, kg)[...] = np.matmul(cols, wmat).transpose(1, 0, 2)
+        if bias is not None:
+            dest += bias
+        if relu:
+            np.maximum(dest, 0, out=dest)
 
     parallel.run(work, _batch_chunks(n, per_item))
     return out
@@ -122,29 +130,46 @@ def _transposed_weight(w: np.ndarray, groups: int) -> np.ndarray:
     return wt.reshape(groups * cg, k // groups, *w.shape[2:])
 
 
-class ConvNd(Function):
-    """y = conv(x, w) + b for x (N, C, *S), w (K, C/G, *F), b (K,) or None; `pads` are (before, after)."""
+def _relu_grad(grad_cl: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dL/d(pre-activation) = dL/dy · [y > 0], in parallel over the batch."""
+    out = np.empty(y.shape, dtype=grad_cl.dtype)
 
-    def forward(ctx, x, w, b, stride, pads, dilation, groups, padding_mode):
+    def work(lo, hi):
+        np.multiply(grad_cl[lo:hi], y[lo:hi] > 0, out=out[lo:hi])
+
+    parallel.run(work, parallel.split(y.shape[0], parallel.get_num_threads() if y.nbytes > PARALLEL_MIN_BYTES else 1))
+    return out
+
+
+class ConvNd(Function):
+    """y = conv(x, w) + b for x (N, C, *S), w (K, C/G, *F), b (K,) or None; `pads` are (before, after).
+
+    With ``activation="relu"`` the result is max(y, 0), computed in the same pass (a fused conv + ReLU;
+    `nn.Sequential` uses it for a conv layer followed by a ReLU when no hooks watch either).
+    """
+
+    def forward(ctx, x, w, b, stride, pads, dilation, groups, padding_mode, activation=None):
         d = x.ndim - 2
         kernel = w.shape[2:]
         xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
         out_size = tuple(conv_output_size(xp.shape[1 + i], kernel[i], stride[i], 0, dilation[i]) for i in range(d))
         wmat = weight_matrix(w, groups)
-        y = correlate(xp, wmat, out_size, kernel, stride, dilation)  # (N, *O, K)
-        if b is not None:
-            y += b
-        ctx.save_for_backward(xp, w, wmat)
+        relu = activation == "relu"
+        y = correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu)  # (N, *O, K)
+        ctx.save_for_backward(xp, w, wmat, y if relu else None)
         ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
         return channels_first(y)  # a view: the memory stays channels-last
 
     def backward(ctx, grad):
-        xp, w, wmat = ctx.saved_tensors
+        xp, w, wmat, y = ctx.saved_tensors
         x_shape, out_size, stride, pads, dilation, groups, padding_mode = ctx.geom
         kernel = w.shape[2:]
         n, k = grad.shape[:2]
         kg = k // groups
-        gl = np.ascontiguousarray(channels_last(grad))  # (N, *O, K); free if grad is channels-last already
+        if y is not None:  # fused ReLU: d max(z, 0)/dz = [z > 0] = [y > 0]
+            gl = _relu_grad(channels_last(grad), y)
+        else:
+            gl = np.ascontiguousarray(channels_last(grad))  # (N, *O, K); free if grad is channels-last already
         gx = gw = gb = None
         if ctx.needs_input_grad[2]:
             gb = gl.reshape(-1, k).sum(axis=0)  # db = Σ over batch and positions of dY
@@ -230,7 +255,7 @@ def _resolve_padding(padding, d, kernel, stride, dilation, where):
 
 
 def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", dims=None,
-         name="conv"):
+         name="conv", activation=None):
     """N-d convolution behind `conv1d`, `conv2d` and `conv3d` (validates, then calls `ConvNd`)."""
     d = dims if dims is not None else input.ndim - 2
     where = name
@@ -272,8 +297,10 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, pa
             )
         if padding_mode != "zeros":
             check_pad_fits(where, padding_mode, spatial[i], *pads[i], axis=2 + i)
+    if activation not in (None, "relu"):
+        raise ValueError(f"{where}: activation must be None or 'relu', got {activation!r}")
     return ConvNd.apply(input, weight, bias, stride=stride, pads=pads, dilation=dilation, groups=int(groups),
-                        padding_mode=padding_mode)
+                        padding_mode=padding_mode, activation=activation)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):

@@ -17,6 +17,17 @@ def _index(where: str, idx, n: int) -> int:
     return int(idx) % n
 
 
+def _fusable_conv_relu(first: Module, second: Module) -> bool:
+    """A conv layer followed by a ReLU can run as one operation when no hook needs to see the
+    intermediate result; the output and the gradients are the same either way."""
+    from convlens.nn.modules.activation import ReLU
+    from convlens.nn.modules.conv import _ConvNd
+
+    return (isinstance(first, _ConvNd) and type(second) is ReLU
+            and not (first._forward_hooks or first._forward_pre_hooks
+                     or second._forward_hooks or second._forward_pre_hooks))
+
+
 class Sequential(Module):
     """Modules applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
 
@@ -63,8 +74,15 @@ class Sequential(Module):
         return self
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            if i + 1 < len(modules) and _fusable_conv_relu(modules[i], modules[i + 1]):
+                input = modules[i].forward(input, activation="relu")  # conv + ReLU in one pass
+                i += 2
+            else:
+                input = modules[i](input)
+                i += 1
         return input
 
     def output_shape(self, input_shape):

@@ -85,13 +85,14 @@ class _ConvNd(Module):
             return tuple((t // 2, t - t // 2) for t in totals)
         return self.padding
 
-    def forward(self, input):
+    def forward(self, input, activation=None):
+        """``activation="relu"`` fuses a following ReLU into the same pass (see `nn.Sequential`)."""
         unbatched = input.ndim == self._dims + 1
         if unbatched:
             input = input.unsqueeze(0)
         check_input(input.shape, self._dims, self._where, channels=self.in_channels)
         out = _conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                    self.padding_mode, dims=self._dims, name=self._where)
+                    self.padding_mode, dims=self._dims, name=self._where, activation=activation)
         return out.squeeze(0) if unbatched else out
 
     def output_shape(self, input_shape):
