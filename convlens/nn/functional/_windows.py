@@ -48,7 +48,7 @@ class PoolWindow:
             return x
         d = len(self.kernel)
         shape = x.shape[:-d] + tuple(n + 2 * p + e for n, p, e in zip(x.shape[-d:], self.padding, self.extra))
-        out = np.full(shape, fill, dtype=x.dtype)
+        out = np.full_like(x, fill, shape=shape)  # keeps x's memory order
         out[self.inner(x.shape)] = x
         return out
 

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convlens import parallel
-from convlens.autograd import Function
+from convlens.autograd import Function, is_grad_enabled
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
 from convlens.nn.shape import conv_output_size, ntuple
 
@@ -55,6 +55,10 @@ def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
 CHUNK_BYTES = 4 << 20
 
 
+# A layer keeps its im2col matrix for the backward pass when it is at most this big (else recomputes it
+# chunk by chunk): the trade between one copy saved and the memory held until backward.
+KEEP_COLS_BYTES = 32 << 20
+
 # Below this many bytes of im2col work a layer is not worth handing to the thread pool.
 PARALLEL_MIN_BYTES = 256 << 10
 
@@ -77,22 +81,27 @@ def weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(wg.transpose(0, 3, 2, 1)).reshape(groups, taps * cg, k // groups)
 
 
-def im2col(xp: np.ndarray, out_size, kernel, stride, dilation, groups: int) -> np.ndarray:
-    """Copy the receptive fields of channels-last `xp` into (G, M, ∏F·C/G) (the one big copy)."""
+def im2col(xp: np.ndarray, out_size, kernel, stride, dilation, groups: int, out=None) -> np.ndarray:
+    """Copy the receptive fields of channels-last `xp` into (G, M, ∏F·C/G) (the one big copy),
+    into `out` when given."""
     win = windows(xp, out_size, kernel, stride, dilation)  # (n, *O, *F, C) view
     m = xp.shape[0] * int(np.prod(out_size))
     taps, c = int(np.prod(kernel)), xp.shape[-1]
+    if out is None:
+        out = np.empty((groups, m, taps * (c // groups)), dtype=xp.dtype)
     if groups == 1:
-        return win.reshape(1, m, taps * c)
-    win = win.reshape(m, taps, groups, c // groups)
-    return np.ascontiguousarray(win.transpose(2, 0, 1, 3)).reshape(groups, m, taps * (c // groups))
+        np.copyto(out[0].reshape(win.shape), win)
+    else:
+        np.copyto(out.reshape(groups, m, taps, c // groups), win.reshape(m, taps, groups, c // groups).transpose(2, 0, 1, 3))
+    return out
 
 
 def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilation, bias=None,
-              relu: bool = False) -> np.ndarray:
+              relu: bool = False, keep_cols=None) -> np.ndarray:
     """Channels-last cross-correlation without padding: (N, *Sp, C) ★ wmat → (N, *O, K), chunked over N.
 
-    The bias add and the ReLU are applied to each chunk while it is still in cache.
+    The bias add and the ReLU are applied to each chunk while it is still in cache. `keep_cols`, a
+    (G, M, ∏F·C/G) array, receives the im2col matrix for the weight gradient to reuse.
     """
     groups, rows, kg = wmat.shape
     n = xp.shape[0]
@@ -100,8 +109,11 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
     out = np.empty((n, *out_size, k), dtype=xp.dtype)
     per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
 
+    positions = int(np.prod(out_size))
+
     def work(lo, hi):
-        cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)  # (G, m, ∏F·C/G)
+        keep = None if keep_cols is None else keep_cols[:, lo * positions:hi * positions]
+        cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups, out=keep)  # (G, m, ∏F·C/G)
         dest = out[lo:hi].reshape(-1, k)
         if groups == 1:
             np.matmul(cols[0], wmat[0], out=dest)
@@ -155,13 +167,17 @@ class ConvNd(Function):
         out_size = tuple(conv_output_size(xp.shape[1 + i], kernel[i], stride[i], 0, dilation[i]) for i in range(d))
         wmat = weight_matrix(w, groups)
         relu = activation == "relu"
-        y = correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu)  # (N, *O, K)
-        ctx.save_for_backward(xp, w, wmat, y if relu else None)
+        cols = None
+        m = x.shape[0] * int(np.prod(out_size))
+        if ctx.needs_input_grad[1] and is_grad_enabled() and m * wmat.shape[1] * groups * x.itemsize <= KEEP_COLS_BYTES:
+            cols = np.empty((groups, m, wmat.shape[1]), dtype=x.dtype)  # kept: dW needs no second im2col
+        y = correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu, keep_cols=cols)  # (N, *O, K)
+        ctx.save_for_backward(xp, w, wmat, y if relu else None, cols)
         ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
         return channels_first(y)  # a view: the memory stays channels-last
 
     def backward(ctx, grad):
-        xp, w, wmat, y = ctx.saved_tensors
+        xp, w, wmat, y, kept = ctx.saved_tensors
         x_shape, out_size, stride, pads, dilation, groups, padding_mode = ctx.geom
         kernel = w.shape[2:]
         n, k = grad.shape[:2]
@@ -176,8 +192,13 @@ class ConvNd(Function):
         if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, accumulated chunk by chunk (cols recomputed, cached)
             per_item = int(np.prod(out_size)) * wmat.shape[1] * groups * xp.itemsize
 
+            positions = int(np.prod(out_size))
+
             def work(lo, hi):  # this chunk's share of dW
-                cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)
+                if kept is not None:
+                    cols = kept[:, lo * positions:hi * positions]
+                else:
+                    cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)
                 gk = gl[lo:hi].reshape(-1, groups, kg)
                 if groups == 1:
                     return (cols[0].T @ gk[:, 0])[None]

@@ -73,7 +73,7 @@ class MaxPoolNd(Function):
         out = None
         for sl in window.slices():
             if out is None:
-                out = xp[sl].copy()
+                out = xp[sl].copy(order="K")  # keep the input's memory order (channels-last stays so)
             else:
                 np.maximum(out, xp[sl], out=out)
         ctx.save_for_backward(xp, out)
@@ -86,8 +86,8 @@ class MaxPoolNd(Function):
         # a position that is the maximum of several overlapping windows receives the sum of their gradients
         xp, out = ctx.saved_tensors
         window = ctx.window
-        gp = np.zeros(xp.shape, dtype=grad.dtype)
-        taken = np.zeros(out.shape, dtype=bool)  # windows whose maximum was found at an earlier offset
+        gp = np.zeros_like(xp, dtype=grad.dtype)
+        taken = np.zeros_like(out, dtype=bool)  # windows whose maximum was found at an earlier offset
         nan = np.isnan(out) if out.dtype.kind == "f" and np.isnan(out).any() else None
         for sl in window.slices():
             hit = np.equal(xp[sl], out)
@@ -160,7 +160,7 @@ class AvgPoolNd(Function):
         acc = None
         for sl in window.slices():
             if acc is None:
-                acc = xp[sl].copy()
+                acc = xp[sl].copy(order="K")
             else:
                 acc += xp[sl]
         scale = _avg_scale(window, x.shape[2:], count_include_pad, divisor_override, x.dtype)
@@ -172,7 +172,7 @@ class AvgPoolNd(Function):
         # out = scale·Σ_k x_pad[window + k]  ⇒  ∂L/∂x_pad[window + k] += scale·∂L/∂out for every offset k
         window = ctx.window
         g = grad * ctx.scale
-        gp = np.zeros(ctx.padded_shape, dtype=g.dtype)
+        gp = np.zeros_like(g, shape=ctx.padded_shape)  # grad's memory order
         for sl in window.slices():
             gp[sl] += g
         return gp[window.inner(ctx.in_shape)] if gp.shape != ctx.in_shape else gp
@@ -259,7 +259,7 @@ class WeightedAvgPoolNd(Function):
     def backward(ctx, grad):
         # out = Σ_k w_k·x_pad[window + k]  ⇒  ∂L/∂x_pad[window + k] += w_k·∂L/∂out
         window = ctx.window
-        gp = np.zeros(ctx.padded_shape, dtype=grad.dtype)
+        gp = np.zeros_like(grad, shape=ctx.padded_shape)
         for wk, sl in zip(ctx.w.astype(grad.dtype), window.slices()):
             gp[sl] += wk * grad
         return gp[window.inner(ctx.in_shape)] if gp.shape != ctx.in_shape else gp

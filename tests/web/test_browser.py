@@ -1,0 +1,170 @@
+"""End-to-end tests in a real browser: Playwright (sync API) driving Debian's Chromium, headless, against
+uvicorn serving the app on 127.0.0.1 in a background thread."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
+pytest.importorskip("uvicorn", reason="browser tests need uvicorn")
+
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def server(tiny):
+    from convlens.web import create_app
+    from convlens.web.server import BackgroundServer
+
+    with tempfile.TemporaryDirectory() as runs:
+        app = create_app(data={"tiny": tiny}, runs_dir=runs, snapshot_interval=0.05)
+        with BackgroundServer(app) as url:
+            yield app, url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    # bypass_csp: Playwright's wait_for_function evaluates strings, which the app's CSP (no eval) forbids
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.errors = errors
+    yield pg
+    context.close()
+
+
+@pytest.mark.parametrize("path,ready", [
+    ("/", ".tiles"), ("/train", "#model option[value=lenet5]"), ("/explain", "#calc-z"),
+    ("/draw", "#pad"), ("/playground", "#out-size"),
+])
+def test_pages_load_without_errors(page, server, path, ready):
+    page.goto(server[1] + path)
+    page.wait_for_selector(ready, state="attached")
+    page.wait_for_function("document.querySelector('.model-badge').textContent.includes('lenet5-mnist-mini')")
+    assert page.errors == []
+
+
+def chart_ink(page, selector: str) -> int:
+    """Pixels of the chart drawn in a series colour (blue-ish): grows as the curve is drawn."""
+    return page.evaluate("""sel => {
+        const c = document.querySelector(sel), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150 && d[i] < 140 && d[i + 3] > 0) n++;
+        return n;
+    }""", selector)
+
+
+def test_train_one_epoch_updates_the_page(page, server):
+    page.goto(server[1] + "/train")
+    page.wait_for_selector("#dataset option[value=tiny]", state="attached")
+    before = chart_ink(page, "#loss-chart")
+    page.select_option("#dataset", "tiny")
+    page.fill("#limit", "")
+    page.fill("#epochs", "1")
+    page.fill("#batch_size", "8")
+    page.fill("#val_split", "0.25")
+    page.select_option("#schedule", "none")
+    page.click("#start")
+    page.wait_for_function("document.querySelector('#state').textContent === 'finished'")
+    page.wait_for_function("document.querySelectorAll('#strip .pred div').length === 24")
+    assert page.inner_text("#s-seen") == "72" and page.inner_text("#s-epoch") == "1/1"
+    assert page.inner_text("#s-val").endswith("%")
+    page.wait_for_timeout(100)  # the chart redraws on the next animation frame
+    assert chart_ink(page, "#loss-chart") > before + 50 and chart_ink(page, "#acc-chart") > 50
+    assert page.locator("#kernels canvas").count() == 6
+    assert page.locator("#activations .lrow").count() >= 10
+    assert page.is_disabled("#pause") and page.is_enabled("#start")
+    page.click("#save")
+    page.wait_for_function("document.querySelector('#saved').textContent.startsWith('Saved')")
+    page.select_option("#model", "spec")
+    page.fill("#spec", "{\"layers\": [{\"type\": \"fc\", \"units\": 3}]}")
+    page.click("#start")
+    page.wait_for_selector("#error.show")
+    assert "needs 10 units" in page.inner_text("#error") and page.text_content("#state") == "finished"
+    assert [e for e in page.errors if "status of 422" not in e] == []  # the refused start is the only error
+
+
+def test_draw_a_stroke_shows_probabilities(page, server):
+    page.goto(server[1] + "/draw")
+    page.wait_for_selector("#pad")
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.15 * box["height"])
+    page.mouse.down()
+    for t in np.linspace(0.15, 0.85, 8):  # a vertical stroke: a "1"
+        page.mouse.move(box["x"] + 0.52 * box["width"], box["y"] + t * box["height"], steps=3)
+    page.mouse.up()
+    page.wait_for_function("document.querySelector('#pred').textContent !== '–'")
+    probs = [float(v) for v in page.eval_on_selector_all("#probs .bar", "rows => rows.map(r => r.dataset.prob)")]
+    assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-6
+    assert page.inner_text("#pred") == str(int(np.argmax(probs)))
+    assert page.locator("#activations .lrow").count() >= 10
+    assert page.get_attribute("#prepared", "src").startswith("data:image/png")
+    page.click("#clear")
+    assert page.inner_text("#pred") == "–"
+    assert page.errors == []
+
+
+def test_click_a_feature_map_pixel_shows_the_engines_sum(page, server):
+    from convlens.data import load
+    from convlens.web import explain as X
+
+    app, url = server
+    page.goto(url + "/explain")
+    page.wait_for_selector("#calc-z")
+    page.click("#samples img[data-index='5']")
+    page.wait_for_selector("#samples img.selected[data-index='5']")
+    page.click("#layers canvas[data-layer='conv2'][data-channel='3']")
+    page.wait_for_function("document.querySelector('#detail-title').textContent.startsWith('conv2')")
+    big = page.locator("#big-map").bounding_box()
+    y, x = 6, 2  # click the centre of cell (6, 2) of the 10×10 map
+    page.mouse.click(big["x"] + (x + 0.5) * big["width"] / 10, big["y"] + (y + 0.5) * big["height"] / 10)
+    page.wait_for_function("document.querySelector('#calc-head').textContent.includes('(y 6, x 2)')")
+
+    h = app.state.web.handle
+    traces = X.trace(h.model, h.normalise(load("mnist-mini", train=False).images[5]), h.input_shape)
+    i, conv2 = next((i, t) for i, t in enumerate(traces) if t.name == "conv2")
+    engine = float(conv2.output[3, y, x])
+    shown = float(page.inner_text("#calc-z").replace("−", "-"))
+    assert abs(shown - engine) <= 1e-5 * abs(engine) + 1e-6
+    assert abs(float(page.get_attribute("#calc-z", "data-value")) - engine) <= 1e-5 * abs(engine)
+    relu = float(page.inner_text("#calc-act").replace("−", "-"))
+    assert abs(relu - float(traces[i + 1].output[3, y, x])) <= 1e-5 * abs(engine) + 1e-6
+    assert page.locator("#calc .chan").count() == 6  # pool1's six channels, each patch ⊙ kernel = products
+    page.click("#layers canvas[data-layer='pool1'][data-channel='1']")
+    page.wait_for_function("document.querySelector('#equation').textContent.includes('avg pooling')")
+    assert page.errors == []
+
+
+def test_playground_stride_changes_output_size(page, server):
+    page.goto(server[1] + "/playground")
+    page.wait_for_selector("#out-size")
+    assert page.inner_text("#out-size") == "128×128"
+    page.fill("#stride", "2")
+    page.dispatch_event("#stride", "change")
+    page.wait_for_function("document.querySelector('#out-size').textContent === '64×64'")
+    assert "(128 − 3 + 2·1)/2 + 1 = 64" in page.inner_text("#formula-w")
+    page.select_option("#kernel", "laplacian")
+    page.wait_for_function("document.querySelector('#kernel-view').textContent.includes('−4.000')")
+    page.fill("#numbers", "1 2\n3")
+    page.wait_for_selector("#error.show")
+    assert "rows of equal length" in page.inner_text("#error")
+    assert page.errors == []
