@@ -55,7 +55,10 @@ def parse_data(items: list[str]) -> dict[str, str]:
 
 
 def run_raw(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     try:
         import uvicorn
 

@@ -1,0 +1,322 @@
+"""The JSON API of the Explain, Draw and Playground pages, and the catalogue (models, data sets, model).
+
+Every handler reads the app's `WebState` from ``request.app.state.web``; blocking work (NumPy, Pillow)
+runs in a thread pool. Errors are `HTTPError`s (answered as ``{"error": ...}`` by the app).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from convlens.web import explain as X
+from convlens.web.http import read_image_request, read_json, threaded
+from convlens.web.images import HTTPError, float_map, png_data_url
+
+__all__ = ["routes", "InputCache"]
+
+PLAYGROUND_MAX_SIDE = 256
+KERNEL_MAX = 15
+
+
+class InputCache:
+    """The last few images explained, by a random token, so that clicks on a feature map need not send
+    the image again."""
+
+    def __init__(self, size: int = 64):
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.size = size
+
+    def put(self, pixels: np.ndarray) -> str:
+        token = secrets.token_hex(8)
+        self._items[token] = pixels
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return token
+
+    def get(self, token) -> np.ndarray:
+        if not isinstance(token, str) or token not in self._items:
+            raise HTTPError(404, "unknown or expired input_id: explain the image again")
+        self._items.move_to_end(token)
+        return self._items[token]
+
+
+def _web(request: Request):
+    return request.app.state.web
+
+
+def _int(body: dict, key: str, default=None, lo=None, hi=None) -> int:
+    v = body.get(key, default)
+    if v is None:
+        raise HTTPError(422, f"{key} is required")
+    try:
+        iv = int(v)
+        if isinstance(v, bool) or iv != float(v):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise HTTPError(422, f"{key} must be an integer, got {v!r}") from None
+    if (lo is not None and iv < lo) or (hi is not None and iv > hi):
+        raise HTTPError(422, f"{key} must be in {lo}..{hi}, got {iv}")
+    return iv
+
+
+# ---- catalogue ------------------------------------------------------------------------------------------
+async def list_models(request: Request):
+    from convlens import models
+    from convlens.train import OPTIMIZERS, SCHEDULES
+
+    out = [{"name": n, "description": models.describe_model(n), "input_shape": list(models.default_input_shape(n)),
+            "recipe": models.default_recipe(n)} for n in models.list_models()]
+    return JSONResponse({"models": out, "optimizers": list(OPTIMIZERS), "schedules": list(SCHEDULES)})
+
+
+async def list_datasets(request: Request):
+    return JSONResponse({"datasets": _web(request).registry.describe()})
+
+
+def _model_info(web) -> dict:
+    from convlens.summary import summary_rows
+
+    h = web.handle
+    with h.lock:
+        rows = summary_rows(h.model, h.input_shape)
+        traces = X.trace(h.model, np.zeros((1, *h.input_shape), np.float32), h.input_shape)
+    layers = X.overview(traces, lambda a, m: None)
+    for layer in layers:
+        layer.pop("values", None)
+    keep = ("dataset", "model_name", "test_accuracy", "val_accuracy", "test_set", "epoch", "recipe")
+    return {"label": h.label, "classes": h.classes, "input_shape": list(h.input_shape), "digit_model": h.is_digit_model,
+            "info": {k: h.info.get(k) for k in keep if h.info.get(k) is not None},
+            "summary": rows, "layers": layers, "samples": web.samples_name()}
+
+
+async def model_info(request: Request):
+    return JSONResponse(await threaded(_model_info, _web(request)))
+
+
+async def samples(request: Request):
+    web = _web(request)
+    q = request.query_params
+    count = _int(dict(q), "count", 24, 1, 200)
+    offset = _int(dict(q), "offset", 0, 0, None)
+    ds = web.sample_set()
+    if ds is None:
+        return JSONResponse({"dataset": None, "samples": [], "total": 0,
+                             "message": "no test images for this model's data set; upload an image instead"})
+    idx = range(offset, min(offset + count, len(ds)))
+    items = [{"index": i, "label": ds.classes[int(ds.labels[i])], "image": png_data_url(ds.images[i])} for i in idx]
+    return JSONResponse({"dataset": web.samples_name(), "samples": items, "total": len(ds)})
+
+
+# ---- explain ---------------------------------------------------------------------------------------------
+def _sample_pixels(web, index) -> np.ndarray:
+    ds = web.sample_set()
+    if ds is None:
+        raise HTTPError(422, "this model has no sample images; upload an image instead")
+    i = _int({"sample": index}, "sample", None, 0, len(ds) - 1)
+    return np.asarray(ds.images[i])
+
+
+def _pixels_from(web, body: dict, image) -> np.ndarray:
+    if image is not None:
+        mode = body.get("prepare", "auto")
+        if mode not in ("auto", "digit", "resize"):
+            raise HTTPError(422, f"prepare must be auto, digit or resize, got {mode!r}")
+        return web.handle.prepare(image, mode)
+    if "sample" in body:
+        return _sample_pixels(web, body["sample"])
+    if "input_id" in body:
+        return web.inputs.get(body["input_id"])
+    raise HTTPError(422, "send an image (multipart 'image' or a data URL), a 'sample' index or an 'input_id'")
+
+
+def _explain(web, pixels: np.ndarray) -> dict:
+    h = web.handle
+    with h.lock:
+        traces = X.trace(h.model, h.normalise(pixels), h.input_shape)
+    return {"input_id": web.inputs.put(pixels), "model": h.label,
+            "input": {"image": png_data_url(pixels), "shape": list(pixels.shape),
+                      "values": float_map(traces[0].input)},
+            "layers": X.overview(traces, float_map), "output": X.logits(traces, h.classes)}
+
+
+async def explain(request: Request):
+    web = _web(request)
+    body, image = await read_image_request(request, web.limits)
+    pixels = await threaded(_pixels_from, web, body, image)
+    return JSONResponse(await threaded(_explain, web, pixels))
+
+
+def _explain_point(web, body: dict, fn) -> dict:
+    pixels = _pixels_from(web, body, None)
+    layer = body.get("layer")
+    if not isinstance(layer, str):
+        raise HTTPError(422, "layer is required: a layer name such as 'conv1'")
+    pos = [_int(body, k) for k in ("channel", "y", "x")]
+    h = web.handle
+    with h.lock:
+        traces = X.trace(h.model, h.normalise(pixels), h.input_shape)
+    try:
+        return fn(traces, layer, *pos)
+    except ValueError as e:
+        raise HTTPError(422, str(e)) from None
+
+
+async def explain_conv(request: Request):
+    body = await read_json(request)
+    return JSONResponse(await threaded(_explain_point, _web(request), body, X.explain_conv))
+
+
+async def explain_pool(request: Request):
+    body = await read_json(request)
+    return JSONResponse(await threaded(_explain_point, _web(request), body, X.explain_pool))
+
+
+def _predict(web, body: dict, image) -> dict:
+    if image is None:
+        raise HTTPError(422, "send the drawing as 'image' (a PNG data URL or a multipart file)")
+    pixels = _pixels_from(web, body, image)
+    h = web.handle
+    with h.lock:
+        traces = X.trace(h.model, h.normalise(pixels), h.input_shape)
+    layers = [{"name": t.name, "type": t.type, "kind": X.layer_kind(t.module), "shape": list(t.output.shape),
+               "values": float_map(t.output, 16 if t.output.ndim == 3 and t.output[0].size > 1 else None)}
+              for t in traces if t.output.ndim == 3 or (t.output.ndim == 1 and t.output.size <= 512)]
+    return {"prepared": png_data_url(pixels), "blank": not bool(pixels.any()), **X.logits(traces, h.classes),
+            "layers": layers}
+
+
+async def predict(request: Request):
+    web = _web(request)
+    body, image = await read_image_request(request, web.limits)
+    return JSONResponse(await threaded(_predict, web, body, image))
+
+
+# ---- playground ------------------------------------------------------------------------------------------
+def sample_shapes(size: int = 128) -> np.ndarray:
+    """A procedural test picture (uint8, size×size): a shaded background, a bright square, a disc, a
+    triangle and stripes: edges in every direction, for the hand-designed kernels to find."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1)
+    img = 40 + 50 * xx  # a left-to-right ramp
+    s = size
+    img[int(0.12 * s):int(0.42 * s), int(0.1 * s):int(0.4 * s)] = 235
+    disc = (xx - 0.7) ** 2 + (yy - 0.28) ** 2 < 0.16 ** 2
+    img[disc] = 170
+    tri = (yy > 0.55) & (yy < 0.9) & (np.abs(xx - 0.27) < (yy - 0.55) * 0.6)
+    img[tri] = 210
+    stripes = (xx > 0.55) & (xx < 0.92) & (yy > 0.58) & (yy < 0.9)
+    img[stripes & (((xx + yy) * size / 8).astype(int) % 2 == 0)] = 250
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _kernel(value) -> tuple[str, np.ndarray]:
+    from convlens.filters import KERNELS
+
+    if isinstance(value, str) and value.strip().lower() in KERNELS:
+        key = value.strip().lower()
+        return key, KERNELS[key].copy()
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise HTTPError(422, f"kernel must be one of {', '.join(KERNELS)} or rows of numbers, got {value!r}") from None
+    try:
+        k = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise HTTPError(422, "kernel must be a rectangular table of numbers (rows of equal length)") from None
+    if k.ndim != 2 or k.size == 0:
+        raise HTTPError(422, f"kernel must be 2-d (rows of numbers), got shape {k.shape}")
+    if max(k.shape) > KERNEL_MAX:
+        raise HTTPError(422, f"kernel must be at most {KERNEL_MAX}×{KERNEL_MAX}, got {k.shape[0]}×{k.shape[1]}")
+    if not np.all(np.isfinite(k)):
+        raise HTTPError(422, "kernel values must be finite numbers")
+    return "custom", k.astype(np.float32)
+
+
+def _playground(web, body: dict, image) -> dict:
+    from PIL import Image
+
+    from convlens.filters import apply_kernel, output_size_formula
+    from convlens.nn.shape import conv_output_size
+
+    note = None
+    if image is not None:
+        gray = image.convert("L")
+        if max(gray.size) > PLAYGROUND_MAX_SIDE:
+            scale = PLAYGROUND_MAX_SIDE / max(gray.size)
+            size = (max(1, round(gray.size[0] * scale)), max(1, round(gray.size[1] * scale)))
+            note = f"resized from {gray.size[0]}×{gray.size[1]} to {size[0]}×{size[1]}"
+            gray = gray.resize(size, Image.Resampling.LANCZOS)
+        pixels = np.asarray(gray, dtype=np.uint8)
+    else:
+        sample = body.get("sample", "shapes")
+        if sample == "shapes":
+            pixels = sample_shapes()
+        elif sample == "digit":
+            ds = web.sample_set()
+            pixels = np.asarray(ds.images[0][0]) if ds is not None and ds.shape[0] == 1 else sample_shapes()
+        else:
+            raise HTTPError(422, f"sample must be 'shapes' or 'digit', got {sample!r}")
+    name, kernel = _kernel(body.get("kernel", "sobel-x"))
+    padding = _int(body, "padding", 0, 0, 32)
+    stride = _int(body, "stride", 1, 1, 32)
+    mode = body.get("padding_mode", "zeros")
+    if mode not in ("zeros", "replicate"):
+        raise HTTPError(422, f"padding_mode must be 'zeros' or 'replicate', got {mode!r}")
+    h, w = pixels.shape
+    fh, fw = kernel.shape
+    out_h, out_w = conv_output_size(h, fh, stride, padding), conv_output_size(w, fw, stride, padding)
+    if out_h < 1 or out_w < 1:
+        raise HTTPError(422, f"the kernel ({fh}×{fw}) does not fit the {h}×{w} image with padding {padding}: "
+                             f"the output would be {out_h}×{out_w}")
+    x = pixels.astype(np.float32) / np.float32(255)
+    try:
+        out = apply_kernel(x, kernel, stride=stride, padding=padding, padding_mode=mode)
+    except ValueError as e:
+        raise HTTPError(422, str(e)) from None
+    return {"kernel_name": name, "kernel": kernel.tolist(), "padding": padding, "stride": stride,
+            "padding_mode": mode, "note": note, "input": {"image": png_data_url(pixels), "shape": [h, w]},
+            "output_shape": [int(out.shape[0]), int(out.shape[1])],
+            "formula": {"height": output_size_formula(h, fh, padding, stride),
+                        "width": output_size_formula(w, fw, padding, stride)},
+            "output": float_map(out), "relu": float_map(np.maximum(out, 0))}
+
+
+async def playground(request: Request):
+    web = _web(request)
+    body, image = await read_image_request(request, web.limits)
+    return JSONResponse(await threaded(_playground, web, body, image))
+
+
+async def kernels(request: Request):
+    from convlens.filters import KERNELS
+
+    return JSONResponse({"kernels": {k: v.tolist() for k, v in KERNELS.items()}})
+
+
+async def model_reset(request: Request):
+    web = _web(request)
+    await threaded(web.reset_model)
+    return JSONResponse({"model": web.handle.label})
+
+
+routes = [
+    Route("/api/models", list_models, methods=["GET"]),
+    Route("/api/datasets", list_datasets, methods=["GET"]),
+    Route("/api/model", model_info, methods=["GET"]),
+    Route("/api/model/reset", model_reset, methods=["POST"]),
+    Route("/api/samples", samples, methods=["GET"]),
+    Route("/api/explain", explain, methods=["POST"]),
+    Route("/api/explain/conv", explain_conv, methods=["POST"]),
+    Route("/api/explain/pool", explain_pool, methods=["POST"]),
+    Route("/api/predict", predict, methods=["POST"]),
+    Route("/api/playground", playground, methods=["POST"]),
+    Route("/api/playground/kernels", kernels, methods=["GET"]),
+]

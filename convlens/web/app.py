@@ -1,0 +1,193 @@
+"""The Starlette application: `create_app(checkpoint=None, data=None, ...)`.
+
+Pages (static HTML, CSS and JavaScript shipped in ``convlens/web/static``, no build step, no CDN):
+``/`` (home), ``/train``, ``/explain``, ``/draw``, ``/playground``. The JSON API is under ``/api`` (see
+`convlens.web.api` and `convlens.web.api_train`; docs/web.md lists it).
+
+Safety: requests must name an allowed Host (DNS-rebinding protection: a web page elsewhere cannot reach
+the app through a name that resolves to 127.0.0.1), state-changing requests from another origin are
+refused, uploads are capped (`convlens.web.images`), no file-system path is ever taken from a request
+(data sets are registered here and picked by name; checkpoints are saved under ``runs_dir``), and every
+error is answered as JSON ``{"error": "..."}`` with a 4xx status instead of reaching the server loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from convlens.web import api, api_train
+from convlens.web.images import HTTPError, Limits
+from convlens.web.jobs import JobManager
+from convlens.web.state import DataRegistry, ModelHandle, default_checkpoint
+
+__all__ = ["create_app", "WebState", "STATIC", "PAGES"]
+
+STATIC = Path(__file__).parent / "static"
+PAGES = {"/": "index.html", "/train": "train.html", "/explain": "explain.html", "/draw": "draw.html",
+         "/playground": "playground.html"}
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+log = logging.getLogger("convlens.web")
+
+
+class WebState:
+    """Everything the handlers share (``app.state.web``)."""
+
+    def __init__(self, checkpoint, data, runs_dir, limits: Limits, snapshot_interval: float):
+        self.checkpoint = checkpoint if checkpoint is not None else default_checkpoint()
+        self.registry = DataRegistry(data)
+        self.runs_dir = Path(runs_dir if runs_dir is not None else Path("runs") / "web")
+        self.jobs = JobManager(self.registry, self.runs_dir, snapshot_interval)
+        self.limits = limits
+        self.inputs = api.InputCache()
+        self.closing = False
+        self._checkpoint_handle = ModelHandle.from_checkpoint(self.checkpoint)
+        self.handle = self._checkpoint_handle
+        self._samples: tuple | None = None
+
+    def use_model(self, model, info: dict, label: str) -> None:
+        self.handle = ModelHandle(model, info, label)
+        self._samples = None
+
+    def reset_model(self) -> None:
+        self.handle = self._checkpoint_handle
+        self._samples = None
+
+    def _sample_source(self) -> tuple:
+        if self._samples is None or self._samples[0] is not self.handle:
+            h = self.handle
+            name = h.info.get("dataset")
+            ds = None
+            if isinstance(name, str) and name in self.registry.names():
+                with contextlib.suppress(HTTPError):
+                    ds = self.registry.get(name)[1]
+            if ds is None and h.is_digit_model:
+                name, ds = "mnist-mini", self.registry.get("mnist-mini")[1]
+            if ds is not None and tuple(ds.shape) != h.input_shape:
+                name, ds = None, None
+            self._samples = (h, name, ds)
+        return self._samples
+
+    def sample_set(self):
+        """The test images the Explain page offers for this model (None when there are none)."""
+        return self._sample_source()[2]
+
+    def samples_name(self) -> str | None:
+        return self._sample_source()[1]
+
+    def display_path(self, path) -> str:
+        p = Path(path)
+        with contextlib.suppress(ValueError):
+            return str(p.resolve().relative_to(Path.cwd().resolve()))
+        return str(p)
+
+
+class _Guard:
+    """ASGI middleware: Host allow-list, same-origin check for state-changing requests, security headers."""
+
+    def __init__(self, app, allowed_hosts):
+        self.app = app
+        self.allowed = None if allowed_hosts is None or "*" in allowed_hosts else {h.lower() for h in allowed_hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host", "")
+        hostname = (urlsplit(f"//{host}").hostname or "").lower()
+        if self.allowed is not None and hostname not in self.allowed:
+            return await _reply(send, 400, f"Host {host!r} is not served here (allowed: {', '.join(sorted(self.allowed))})")
+        origin = headers.get("origin")
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and origin and origin != "null":
+            if urlsplit(origin).netloc.lower() != host.lower():
+                return await _reply(send, 403, "cross-origin request refused")
+        if headers.get("sec-fetch-site") == "cross-site" and scope["method"] not in ("GET", "HEAD"):
+            return await _reply(send, 403, "cross-site request refused")
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                         (b"x-frame-options", b"DENY"), (b"content-security-policy", _CSP.encode())]
+                message = dict(message, headers=list(message.get("headers", [])) + extra)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _reply(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _page(filename: str):
+    async def handler(request: Request):
+        return FileResponse(STATIC / filename, media_type="text/html")
+
+    return handler
+
+
+async def _http_error(request: Request, exc: HTTPError):
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+async def _starlette_error(request: Request, exc: HTTPException):
+    message = exc.detail if isinstance(exc.detail, str) else "error"
+    if exc.status_code == 404:
+        message = f"not found: {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception):
+    log.exception("convlens web: internal error on %s %s", request.method, request.url.path)
+    return JSONResponse({"error": f"internal error ({type(exc).__name__}: {exc})"}, status_code=500)
+
+
+def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_upload_bytes: int = 5 * 1024 * 1024,
+               max_image_side: int = 4096, allowed_hosts=None, snapshot_interval: float = 0.75) -> Starlette:
+    """The web app.
+
+    Args:
+        checkpoint: the model the Explain and Draw pages start with (a run directory or .safetensors);
+            default: the LeNet-5 trained on mnist-mini shipped in ``convlens/assets/lenet5-mnist-mini``.
+        data: extra data sets for the Train page, by name: a folder (``NAME=DIR`` on the command line;
+            an image folder, or the files of mnist / fashion-mnist / cifar10 when NAME is one of those),
+            a `convlens.data.Dataset`, or a ``(train, test)`` pair of them. ``mnist-mini`` is always there.
+        runs_dir: where "save checkpoint" writes (default ``./runs/web``); never taken from a request.
+        max_upload_bytes / max_image_side: upload limits (413 beyond them).
+        allowed_hosts: Host header names served (default 127.0.0.1, localhost, ::1); ``["*"]`` allows any.
+        snapshot_interval: seconds between the training job's layer snapshots.
+    """
+    web = WebState(checkpoint, data, runs_dir, Limits(int(max_upload_bytes), int(max_image_side)), snapshot_interval)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        web.closing = True
+        web.jobs.shutdown()
+
+    routes = [Route(path, _page(name), methods=["GET"]) for path, name in PAGES.items()]
+    routes += api.routes + api_train.routes
+    routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
+    hosts = list(LOCAL_HOSTS) if allowed_hosts is None else list(allowed_hosts)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Guard, allowed_hosts=hosts)],
+                    exception_handlers={HTTPError: _http_error, HTTPException: _starlette_error,
+                                        Exception: _unexpected})
+    app.state.web = web
+    return app
