@@ -254,3 +254,38 @@ def test_sequential_fuses_conv_relu_with_identical_results():
     assert seen == [(2, 8, 10, 10)]
     for a, b in zip(fused, separate):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# ---- Winograd F(2×2, 3×3) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(6, 6), (7, 5)])  # even and odd output sizes
+def test_winograd_path_gradcheck(size):
+    from convlens.nn.functional import winograd
+
+    c = winograd.MIN_CHANNELS
+    assert winograd.applies((3, 3), (1, 1), (1, 1), 1, c, c)
+    rng = np.random.default_rng(11)
+    x = _t(rng.standard_normal((2, c, *size)))
+    w = _t(rng.standard_normal((c, c, 3, 3)))
+    b = _t(rng.standard_normal(c))
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, padding=1), [x, w, b], max_checks=25)
+
+
+@pytest.mark.parametrize("shape,padding", [((4, 64, 8, 8), 1), ((3, 64, 9, 7), 1), ((2, 96, 6, 10), 0)])
+def test_winograd_matches_torch_float32(shape, padding):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((64, shape[1], 3, 3)).astype(np.float32)
+    X, W = cl.tensor(x, requires_grad=True), cl.tensor(w, requires_grad=True)
+    y = conv2d(X, W, padding=padding)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(cl.tensor(g))
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, padding=padding)
+    ty.backward(torch.tensor(g))
+    scale = np.abs(ty.detach().numpy()).max()
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), atol=1e-5 * scale)
+    np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), atol=1e-5 * np.abs(tx.grad.numpy()).max())
+    np.testing.assert_allclose(W.grad.data, tw.grad.numpy(), atol=1e-5 * np.abs(tw.grad.numpy()).max())

@@ -25,6 +25,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from convlens import parallel
 from convlens.autograd import Function, is_grad_enabled
+from convlens.nn.functional import winograd
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
 from convlens.nn.shape import conv_output_size, ntuple
 
@@ -106,6 +107,8 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
     groups, rows, kg = wmat.shape
     n = xp.shape[0]
     k = groups * kg
+    if keep_cols is None and winograd.applies(kernel, stride, dilation, groups, xp.shape[-1], k):
+        return winograd.correlate_3x3(xp, wmat, out_size, _batch_chunks, bias=bias, relu=relu)
     out = np.empty((n, *out_size, k), dtype=xp.dtype)
     per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
 
@@ -169,7 +172,9 @@ class ConvNd(Function):
         relu = activation == "relu"
         cols = None
         m = x.shape[0] * int(np.prod(out_size))
-        if ctx.needs_input_grad[1] and is_grad_enabled() and m * wmat.shape[1] * groups * x.itemsize <= KEEP_COLS_BYTES:
+        fast = winograd.applies(kernel, stride, dilation, groups, x.shape[1], w.shape[0])  # no cols to keep
+        if (ctx.needs_input_grad[1] and is_grad_enabled() and not fast
+                and m * wmat.shape[1] * groups * x.itemsize <= KEEP_COLS_BYTES):
             cols = np.empty((groups, m, wmat.shape[1]), dtype=x.dtype)  # kept: dW needs no second im2col
         y = correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu, keep_cols=cols)  # (N, *O, K)
         ctx.save_for_backward(xp, w, wmat, y if relu else None, cols)

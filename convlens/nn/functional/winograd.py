@@ -1,0 +1,95 @@
+"""Winograd's minimal filtering F(2×2, 3×3) for stride-1 3×3 convolutions (Lavin & Gray, 2015).
+
+A 2×2 block of outputs of a 3×3 correlation needs 36 multiplications done directly; Winograd's
+algorithm gets it from a 4×4 input tile d with 16, after linear transforms of the tile and the kernel g:
+
+    Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
+
+Over channels the element-wise product becomes 16 independent matrix products (tiles × C) · (C × K),
+so the GEMM work drops 2.25× against im2col; the transforms are additions and subtractions of strided
+views. The transforms are exact in real arithmetic; in float32 they add rounding of the order of 1e-6
+relative, like any change of summation order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convlens import parallel
+
+# F(2, 3): Bᵀ (input), G (kernel), Aᵀ (output)
+MIN_CHANNELS = 64
+
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def applies(kernel, stride, dilation, groups, channels: int, out_channels: int) -> bool:
+    """Winograd pays when the GEMMs it shrinks outweigh its transforms' extra passes over memory:
+    measured 1.1–1.3× for a conv's forward + backward from 64 channels in and out, break-even at 32,
+    slower at 16 (docs/performance.md)."""
+    return (tuple(kernel) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and groups == 1 and min(channels, out_channels) >= MIN_CHANNELS)
+
+
+def kernel_transform(wmat: np.ndarray) -> np.ndarray:
+    """U = G g Gᵀ per (c, k): (1, 9·C, K) with rows ordered (kh, kw, C) → (16, C, K)."""
+    rows, k = wmat.shape[1:]
+    g = wmat[0].reshape(3, 3, rows // 9, k).astype(np.float64)
+    u = np.einsum("ai,ijck,bj->abck", _G, g, _G)
+    return np.ascontiguousarray(u.reshape(16, rows // 9, k).astype(wmat.dtype))
+
+
+def _bt(d, out) -> None:
+    """Bᵀ applied along one axis of the 4-tuple `d`: (d0 − d2, d1 + d2, d2 − d1, d1 − d3)."""
+    np.subtract(d[0], d[2], out=out[0])
+    np.add(d[1], d[2], out=out[1])
+    np.subtract(d[2], d[1], out=out[2])
+    np.subtract(d[1], d[3], out=out[3])
+
+
+def _input_transform(xp: np.ndarray, th: int, tw: int, out: np.ndarray) -> None:
+    """V[ξν] = (Bᵀ d B)[ξν] for every 4×4 tile d (stride 2) of channels-last xp → out (16, n·th·tw, C)."""
+    n, wp, c = xp.shape[0], xp.shape[2], xp.shape[-1]
+    rows = np.empty((4, n, th, wp, c), dtype=xp.dtype)
+    _bt([xp[:, i:i + 2 * th:2] for i in range(4)], rows)  # along the tile's rows
+    v = out.reshape(4, 4, n, th, tw, c)
+    for a in range(4):  # then along its columns
+        _bt([rows[a][:, :, j:j + 2 * tw:2] for j in range(4)], v[a])
+
+
+def _output_transform(m: np.ndarray, n: int, th: int, tw: int, out: np.ndarray) -> None:
+    """Y = Aᵀ M A with Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]: M (16, n·th·tw, K) → out (n, 2th, 2tw, K)."""
+    k = m.shape[-1]
+    m = m.reshape(4, 4, n, th, tw, k)
+    s0 = m[0] + m[1] + m[2]  # (4, n, th, tw, K), over the second index still
+    s1 = m[1] - m[2] - m[3]
+    for r, s in ((0, s0), (1, s1)):
+        np.add(s[0] + s[1], s[2], out=out[:, r::2, 0::2])
+        np.subtract(s[1] - s[2], s[3], out=out[:, r::2, 1::2])
+
+
+def correlate_3x3(xp: np.ndarray, wmat: np.ndarray, out_size, chunks, bias=None, relu: bool = False):
+    """Stride-1 3×3 correlation of channels-last padded `xp` (N, Hp, Wp, C) → (N, Ho, Wo, K)."""
+    n, hp, wp, c = xp.shape
+    ho, wo = out_size
+    th, tw = -(-ho // 2), -(-wo // 2)
+    if (2 * th + 2, 2 * tw + 2) != (hp, wp):  # odd output sizes: extend with zeros to whole tiles
+        grown = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=xp.dtype)
+        grown[:, :hp, :wp] = xp
+        xp = grown
+    u = kernel_transform(wmat)  # (16, C, K)
+    k = u.shape[-1]
+    full = np.empty((n, 2 * th, 2 * tw, k), dtype=xp.dtype)
+
+    def work(lo, hi):
+        v = np.empty((16, (hi - lo) * th * tw, c), dtype=xp.dtype)
+        _input_transform(xp[lo:hi], th, tw, v)
+        _output_transform(np.matmul(v, u), hi - lo, th, tw, full[lo:hi])  # 16 GEMMs (tiles × C)(C × K)
+        dest = full[lo:hi]
+        if bias is not None:
+            dest += bias
+        if relu:
+            np.maximum(dest, 0, out=dest)
+
+    parallel.run(work, chunks(n, th * tw * 16 * (c + k) * xp.itemsize))
+    return full if (2 * th, 2 * tw) == (ho, wo) else np.ascontiguousarray(full[:, :ho, :wo])
