@@ -14,6 +14,7 @@ error is answered as JSON ``{"error": "..."}`` with a 4xx status instead of reac
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 from pathlib import Path
@@ -23,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -35,8 +36,11 @@ from convlens.web.state import DataRegistry, ModelHandle, default_checkpoint
 __all__ = ["create_app", "WebState", "STATIC", "PAGES"]
 
 STATIC = Path(__file__).parent / "static"
-PAGES = {"/": "index.html", "/train": "train.html", "/explain": "explain.html", "/draw": "draw.html",
-         "/playground": "playground.html"}
+# path → (page name, title, page script): each page is its <main> content in NAME.main.html, set
+# into the one shared layout.html (head, navigation) when first served
+PAGES = {"/": ("index", "Home", None), "/train": ("train", "Train", "train.js"),
+         "/explain": ("explain", "Explain", "explain.js"), "/draw": ("draw", "Draw", "draw.js"),
+         "/playground": ("playground", "Convolution playground", "playground.js")}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -134,9 +138,16 @@ async def _reply(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _page(filename: str):
+@functools.cache
+def render_page(name: str, title: str, script: str | None) -> str:
+    layout = (STATIC / "layout.html").read_text(encoding="utf-8")
+    tag = f'<script src="/static/{script}" defer></script>\n' if script else ""
+    return layout.format(title=title, script=tag, main=(STATIC / f"{name}.main.html").read_text(encoding="utf-8"))
+
+
+def _page(name: str, title: str, script: str | None):
     async def handler(request: Request):
-        return FileResponse(STATIC / filename, media_type="text/html")
+        return HTMLResponse(render_page(name, title, script))
 
     return handler
 
@@ -182,7 +193,7 @@ def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_
         web.closing = True
         web.jobs.shutdown()
 
-    routes = [Route(path, _page(name), methods=["GET"]) for path, name in PAGES.items()]
+    routes = [Route(path, _page(*page), methods=["GET"]) for path, page in PAGES.items()]
     routes += api.routes + api_train.routes
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     hosts = list(LOCAL_HOSTS) if allowed_hosts is None else list(allowed_hosts)
