@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -218,12 +217,18 @@ def latency(model_name: str, input_shape, repeats: int = 200):
     return statistics.median(ours) * 1e3, statistics.median(theirs) * 1e3
 
 
-def _rss_kib() -> int:
+def _status_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def _reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM) so that import-time peaks do not count (Linux ≥ 4.0)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def memory_probe(side: str, steps: int = 3) -> None:
@@ -235,7 +240,8 @@ def memory_probe(side: str, steps: int = 3) -> None:
     from convlens import optim
 
     torch.set_num_threads(2)
-    base = _rss_kib()
+    _reset_peak()
+    base = _status_kib("VmRSS")
     case = CASES[-1]
     model = build_convlens(case)
     rng = np.random.default_rng(0)
@@ -251,7 +257,7 @@ def memory_probe(side: str, steps: int = 3) -> None:
                            torch.from_numpy(ys))
     for _ in range(steps):
         step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak = _status_kib("VmHWM")
     print(json.dumps({"side": side, "peak_minus_base_mib": (peak - base) / 1024}))
 
 
