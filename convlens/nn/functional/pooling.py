@@ -25,8 +25,10 @@ from functools import reduce
 
 import numpy as np
 
+from convlens import parallel
 from convlens.autograd import Function
 from convlens.nn.functional._windows import AdaptiveBins, PoolWindow, pool_window
+from convlens.nn.functional.conv import PARALLEL_MIN_BYTES
 from convlens.nn.shape import check_input, ntuple
 from convlens.tensor import Tensor
 
@@ -64,18 +66,28 @@ def _check_tensor(where: str, x, floating: bool = False) -> None:
         raise ValueError(f"{where}: expected a floating-point input, got dtype {x.dtype}")
 
 
+def _batch_ranges(a: np.ndarray):
+    """Batch ranges for the thread pool: one per thread for large arrays, else the whole batch."""
+    return parallel.split(a.shape[0], parallel.get_num_threads() if a.nbytes >= PARALLEL_MIN_BYTES else 1)
+
+
 # ---- max pooling --------------------------------------------------------------------------------------
 class MaxPoolNd(Function):
     """out = max over each window of the input padded with −∞; `window` is a `PoolWindow`."""
 
     def forward(ctx, x, window: PoolWindow):
         xp = window.pad(x, _lowest(x.dtype))
-        out = None
-        for sl in window.slices():
-            if out is None:
-                out = xp[sl].copy(order="K")  # keep the input's memory order (channels-last stays so)
-            else:
-                np.maximum(out, xp[sl], out=out)
+        out = np.empty_like(xp, shape=x.shape[:2] + window.out)  # keeps the input's memory order
+
+        def work(lo, hi):
+            part, src = out[lo:hi], xp[lo:hi]
+            for i, sl in enumerate(window.slices()):
+                if i == 0:
+                    np.copyto(part, src[sl])
+                else:
+                    np.maximum(part, src[sl], out=part)
+
+        parallel.run(work, _batch_ranges(xp))
         ctx.save_for_backward(xp, out)
         ctx.window = window
         ctx.in_shape = x.shape
@@ -87,18 +99,23 @@ class MaxPoolNd(Function):
         xp, out = ctx.saved_tensors
         window = ctx.window
         gp = np.zeros_like(xp, dtype=grad.dtype)
-        taken = np.zeros_like(out, dtype=bool)  # windows whose maximum was found at an earlier offset
-        nan = np.isnan(out) if out.dtype.kind == "f" and np.isnan(out).any() else None
-        for sl in window.slices():
-            hit = np.equal(xp[sl], out)
-            if nan is not None:  # max propagates NaN: the gradient goes to the NaN
-                hit |= nan & np.isnan(xp[sl])
-            np.greater(hit, taken, out=hit)  # hit and not taken
-            taken |= hit
-            if window.disjoint:  # each padded cell belongs to one window
-                np.multiply(grad, hit, out=gp[sl])
-            else:
-                gp[sl] += grad * hit
+
+        def work(lo, hi):
+            src, top, g, dest = xp[lo:hi], out[lo:hi], grad[lo:hi], gp[lo:hi]
+            taken = np.zeros_like(top, dtype=bool)  # windows whose maximum was found at an earlier offset
+            nan = np.isnan(top) if top.dtype.kind == "f" and np.isnan(top).any() else None
+            for sl in window.slices():
+                hit = np.equal(src[sl], top)
+                if nan is not None:  # max propagates NaN: the gradient goes to the NaN
+                    hit |= nan & np.isnan(src[sl])
+                np.greater(hit, taken, out=hit)  # hit and not taken
+                taken |= hit
+                if window.disjoint:  # each padded cell belongs to one window
+                    np.multiply(g, hit, out=dest[sl])
+                else:
+                    dest[sl] += g * hit
+
+        parallel.run(work, _batch_ranges(xp))
         return gp[window.inner(ctx.in_shape)] if gp.shape != ctx.in_shape else gp
 
 
@@ -157,14 +174,19 @@ class AvgPoolNd(Function):
 
     def forward(ctx, x, window: PoolWindow, count_include_pad: bool = True, divisor_override=None):
         xp = window.pad(x, 0)
-        acc = None
-        for sl in window.slices():
-            if acc is None:
-                acc = xp[sl].copy(order="K")
-            else:
-                acc += xp[sl]
         scale = _avg_scale(window, x.shape[2:], count_include_pad, divisor_override, x.dtype)
-        acc *= scale
+        acc = np.empty_like(xp, shape=x.shape[:2] + window.out)
+
+        def work(lo, hi):
+            part, src = acc[lo:hi], xp[lo:hi]
+            for i, sl in enumerate(window.slices()):
+                if i == 0:
+                    np.copyto(part, src[sl])
+                else:
+                    part += src[sl]
+            part *= scale
+
+        parallel.run(work, _batch_ranges(xp))
         ctx.scale, ctx.window, ctx.in_shape, ctx.padded_shape = scale, window, x.shape, xp.shape
         return acc
 
@@ -173,8 +195,12 @@ class AvgPoolNd(Function):
         window = ctx.window
         g = grad * ctx.scale
         gp = np.zeros_like(g, shape=ctx.padded_shape)  # grad's memory order
-        for sl in window.slices():
-            gp[sl] += g
+
+        def work(lo, hi):
+            for sl in window.slices():
+                gp[lo:hi][sl] += g[lo:hi]
+
+        parallel.run(work, _batch_ranges(gp))
         return gp[window.inner(ctx.in_shape)] if gp.shape != ctx.in_shape else gp
 
 
