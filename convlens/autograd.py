@@ -48,6 +48,17 @@ class enable_grad(contextlib.ContextDecorator):
         return False
 
 
+def clear_grads(params, set_to_none: bool = True) -> None:
+    """Forget accumulated gradients: `.grad = None` (the default, as PyTorch) or filled with zeros."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad.data[...] = 0
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum `grad` back down to `shape`: the adjoint of NumPy broadcasting.
 

@@ -100,7 +100,6 @@ def run(args) -> int:
 
 
 def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
-    import numpy as np
 
     import convlens
     from convlens import data
@@ -122,19 +121,10 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
     shape, classes = tuple(int(s) for s in full.shape), list(full.classes)
     test = load_dataset(recipe.dataset, data_dir, train=False, input_shape=shape)
     has_test = separate_test_set(full, test)
-    if recipe.limit is not None and recipe.limit < len(full):
-        pick = np.random.default_rng(recipe.seed).permutation(len(full))[: recipe.limit]
-        full = data.Subset(full, np.sort(pick))
-    train_ds, val_ds = full, None
-    if recipe.val_split > 0:
-        n_val = int(round(recipe.val_split * len(full)))
-        if n_val < 1 or n_val >= len(full):
-            raise CLIError(f"--val-split {recipe.val_split} of {len(full)} images leaves "
-                           f"{n_val} for validation; use a larger data set or --val-split 0")
-        train_ds, val_ds = data.split(full, recipe.val_split, seed=recipe.seed)
-    mean = std = None
-    if recipe.normalize:
-        mean, std = (a.tolist() for a in data.mean_std(train_ds))
+    try:
+        train_ds, val_ds, mean, std = recipe.split_data(full)
+    except ValueError as e:
+        raise CLIError(str(e).replace("val_split", "--val-split", 1)) from None
     normalize = [T.Normalize(mean, std)] if recipe.normalize else []
     eval_tf = T.Compose(normalize) if normalize else None
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from convlens.autograd import enable_grad
+from convlens.autograd import clear_grads, enable_grad
 from convlens.tensor import Tensor
 
 
@@ -102,14 +102,7 @@ class Optimizer:
     # ---- the update --------------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients of all parameters: set `.grad` to None (default) or fill it with zeros."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        clear_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient. `closure`, if given, re-evaluates the model and

@@ -152,6 +152,30 @@ class Recipe:
                                 cycle_momentum=cycle), "batch"
         return None, "epoch"
 
+    def split_data(self, full):
+        """The data this recipe trains on: `limit` images of `full` (a seeded random pick), split into
+        training and validation sets (`val_split`), and the training set's per-channel mean and std when
+        `normalize` is on. Returns (train, val or None, mean or None, std or None)."""
+        import numpy as np
+
+        from convlens import data
+
+        if self.limit is not None and self.limit < len(full):
+            pick = np.random.default_rng(self.seed).permutation(len(full))[: self.limit]
+            full = data.Subset(full, np.sort(pick))
+        train, val = full, None
+        if self.val_split > 0:
+            n_val = int(round(self.val_split * len(full)))
+            if n_val < 1 or n_val >= len(full):
+                raise ValueError(f"val_split {self.val_split} of {len(full)} images leaves {n_val} for "
+                                 "validation; use more images or a validation split of 0")
+            train, val = data.split(full, self.val_split, seed=self.seed)
+        mean = std = None
+        if self.normalize:
+            mean, std = (a.tolist() for a in data.mean_std(train))
+            std = [s if s > 0 else 1.0 for s in std]  # a constant channel: leave it unscaled
+        return train, val, mean, std
+
     def augmentation(self):
         """The random training-time transforms (a list; normalisation is added by the caller)."""
         from convlens.data import transforms as T

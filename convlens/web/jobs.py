@@ -430,7 +430,6 @@ class JobManager:
         return self.job
 
     def start(self, body: dict) -> TrainJob:
-        from convlens import data
         from convlens.train import Recipe
 
         if not isinstance(body, dict):
@@ -460,21 +459,10 @@ class JobManager:
                 raise HTTPError(409, f"a training job is already {self.job.state}; stop it first")
             train_full, test = self.registry.get(dataset)
             shape, classes = tuple(int(s) for s in train_full.shape), list(train_full.classes)
-            full = train_full
-            if recipe.limit is not None and recipe.limit < len(full):
-                pick = np.random.default_rng(recipe.seed).permutation(len(full))[: recipe.limit]
-                full = data.Subset(full, np.sort(pick))
-            train_ds, val_ds = full, None
-            if recipe.val_split > 0:
-                n_val = int(round(recipe.val_split * len(full)))
-                if n_val < 1 or n_val >= len(full):
-                    raise HTTPError(422, f"val_split {recipe.val_split} of {len(full)} images leaves {n_val} for "
-                                         "validation; use more images or val_split 0")
-                train_ds, val_ds = data.split(full, recipe.val_split, seed=recipe.seed)
-            mean = std = None
-            if recipe.normalize:
-                mean, std = (a.tolist() for a in data.mean_std(train_ds))
-                std = [s if s > 0 else 1.0 for s in std]
+            try:
+                train_ds, val_ds, mean, std = recipe.split_data(train_full)
+            except ValueError as e:
+                raise HTTPError(422, str(e)) from None
             import convlens
 
             convlens.manual_seed(recipe.seed)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from convlens.autograd import clear_grads
 from convlens.tensor import Tensor, as_dtype
 
 
@@ -285,13 +286,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        clear_grads(self.parameters(), set_to_none)
 
     # ---- dtype ----------------------------------------------------------------------------------------
     def to(self, *args, **kwargs) -> Module:
