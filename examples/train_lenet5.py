@@ -20,8 +20,7 @@ args = parser.parse_args()
 recipe = Recipe.for_model("lenet5", epochs=args.epochs)
 print(recipe.describe())
 full, test = data.load("mnist-mini", train=True), data.load("mnist-mini", train=False)
-train, val = data.split(full, recipe.val_split, seed=recipe.seed)
-mean, std = data.mean_std(train)
+train, val, mean, std = recipe.split_data(full)  # a 10% validation split and its normalisation
 normalize = T.Normalize(mean, std)
 
 convlens.manual_seed(recipe.seed)

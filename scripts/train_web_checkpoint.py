@@ -36,8 +36,7 @@ def main(argv=None) -> int:
 
     recipe = Recipe.for_model("lenet5", epochs=args.epochs, seed=args.seed)
     full, test = data.load("mnist-mini", train=True), data.load("mnist-mini", train=False)
-    train_ds, val_ds = data.split(full, recipe.val_split, seed=recipe.seed)
-    mean, std = (a.tolist() for a in data.mean_std(train_ds))
+    train_ds, val_ds, mean, std = recipe.split_data(full)
     norm = T.Normalize(mean, std)
     convlens.manual_seed(recipe.seed)
     model = models.get_model("lenet5", input_shape=full.shape, num_classes=len(full.classes))
