@@ -46,19 +46,13 @@ class Adadelta(Optimizer):
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         std, delta = self._scratch(p, 1), self._scratch(p, 2)
 
-        np.multiply(g, g, out=std)
-        std *= 1 - rho
-        square_avg *= rho
-        square_avg += std
+        self._average_squares(square_avg, g, rho, std)
         np.add(square_avg, eps, out=std)
         np.sqrt(std, out=std)
         np.add(acc_delta, eps, out=delta)
         np.sqrt(delta, out=delta)
         delta /= std
         delta *= g
-        np.multiply(delta, delta, out=std)
-        std *= 1 - rho
-        acc_delta *= rho
-        acc_delta += std
+        self._average_squares(acc_delta, delta, rho, std)
         delta *= float(group["lr"])
         p -= delta

@@ -67,10 +67,7 @@ class Adam(Optimizer):
         np.subtract(g, exp_avg, out=tmp)  # m += (1 - beta1) * (g - m), PyTorch's lerp
         tmp *= 1 - beta1
         exp_avg += tmp
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - beta2
-        exp_avg_sq *= beta2
-        exp_avg_sq += tmp
+        self._average_squares(exp_avg_sq, g, beta2, tmp)
         if group["amsgrad"]:
             v = state.setdefault("max_exp_avg_sq", np.zeros_like(p))
             np.maximum(v, exp_avg_sq, out=v)

@@ -135,6 +135,14 @@ class Optimizer:
             buf = self._scratch_buffers[key] = np.empty(like.size, dtype=like.dtype)
         return buf[: like.size].reshape(like.shape)
 
+    @staticmethod
+    def _average_squares(avg: np.ndarray, g: np.ndarray, decay: float, tmp: np.ndarray) -> None:
+        """avg ← decay·avg + (1 − decay)·g², in place, in PyTorch's order of operations (`tmp` is scratch)."""
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - decay
+        avg *= decay
+        avg += tmp
+
     def _with_weight_decay(self, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:
         """L2 penalty folded into the gradient: g + weight_decay * p (never written into `g` itself)."""
         if weight_decay == 0:

@@ -51,10 +51,7 @@ class RMSprop(Optimizer):
         g = self._with_weight_decay(p, g, float(group["weight_decay"]))
         square_avg, avg = state["square_avg"], self._scratch(p, 1)
 
-        np.multiply(g, g, out=avg)
-        avg *= 1 - alpha
-        square_avg *= alpha
-        square_avg += avg
+        self._average_squares(square_avg, g, alpha, avg)
         if group["centered"]:
             grad_avg = state.setdefault("grad_avg", np.zeros_like(p))
             np.subtract(g, grad_avg, out=avg)  # m += (1 - alpha) * (g - m), PyTorch's lerp
