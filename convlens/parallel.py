@@ -67,6 +67,15 @@ def split(n: int, parts: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(parts)]
 
 
+# Below this many bytes an array operation is not worth handing to the pool.
+MIN_BYTES = 256 << 10
+
+
+def batch_ranges(a) -> list[tuple[int, int]]:
+    """Batch ranges of array `a`: one per thread when it is large enough to pay for the pool, else one."""
+    return split(a.shape[0], _threads if a.nbytes >= MIN_BYTES else 1)
+
+
 def run(fn, ranges) -> list:
     """Call ``fn(lo, hi)`` for every range, in parallel when there are several and threads to spare."""
     ranges = list(ranges)

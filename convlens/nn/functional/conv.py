@@ -11,8 +11,10 @@ because then each receptive field is a run of contiguous channel vectors, which 
 the public layout stays PyTorch's (N, C, *spatial): the result is a transposed *view* of the
 channels-last array, and an input that is such a view costs nothing to turn back.
 
-Backward (with G = dY as an (M, K) matrix):  dW = Gᵀ · cols,  db = Σ_M G,  d cols = G · W, and
-d cols is scattered back onto the padded input ("col2im") with one strided add per kernel tap.
+Backward (with G = dY as an (M, K) matrix):  dW = Gᵀ · cols,  db = Σ_M G; the input gradient is either
+a transposed convolution of dY (stride 1) or d cols = G · W scattered back onto the padded input
+("col2im"), whichever moves less memory (see `_input_grad`). Stride-1 3×3 layers with many channels
+use Winograd's algorithm instead of im2col (winograd.py).
 """
 
 from __future__ import annotations
@@ -60,16 +62,12 @@ CHUNK_BYTES = 4 << 20
 # chunk by chunk): the trade between one copy saved and the memory held until backward.
 KEEP_COLS_BYTES = 32 << 20
 
-# Below this many bytes of im2col work a layer is not worth handing to the thread pool.
-PARALLEL_MIN_BYTES = 256 << 10
-
-
 def _batch_chunks(n: int, bytes_per_item: int):
     """Split the batch into runs of whole items whose im2col block is about CHUNK_BYTES, in a number
     of runs that keeps every thread of the pool busy."""
     threads = parallel.get_num_threads()
     parts = -(-n * bytes_per_item // CHUNK_BYTES)
-    if n * bytes_per_item >= PARALLEL_MIN_BYTES:
+    if n * bytes_per_item >= parallel.MIN_BYTES:
         parts = -(-max(parts, threads) // threads) * threads  # a multiple of the thread count
     return parallel.split(n, parts)
 
@@ -110,8 +108,6 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
     if keep_cols is None and winograd.applies(kernel, stride, dilation, groups, xp.shape[-1], k):
         return winograd.correlate_3x3(xp, wmat, out_size, _batch_chunks, bias=bias, relu=relu)
     out = np.empty((n, *out_size, k), dtype=xp.dtype)
-    per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
-
     positions = int(np.prod(out_size))
 
     def work(lo, hi):
@@ -127,7 +123,7 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
         if relu:
             np.maximum(dest, 0, out=dest)
 
-    parallel.run(work, _batch_chunks(n, per_item))
+    parallel.run(work, _batch_chunks(n, positions * rows * groups * xp.itemsize))
     return out
 
 
@@ -152,7 +148,7 @@ def _relu_grad(grad_cl: np.ndarray, y: np.ndarray) -> np.ndarray:
     def work(lo, hi):
         np.multiply(grad_cl[lo:hi], y[lo:hi] > 0, out=out[lo:hi])
 
-    parallel.run(work, parallel.split(y.shape[0], parallel.get_num_threads() if y.nbytes > PARALLEL_MIN_BYTES else 1))
+    parallel.run(work, parallel.batch_ranges(y))
     return out
 
 
@@ -195,8 +191,6 @@ class ConvNd(Function):
         if ctx.needs_input_grad[2]:
             gb = gl.reshape(-1, k).sum(axis=0)  # db = Σ over batch and positions of dY
         if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, accumulated chunk by chunk (cols recomputed, cached)
-            per_item = int(np.prod(out_size)) * wmat.shape[1] * groups * xp.itemsize
-
             positions = int(np.prod(out_size))
 
             def work(lo, hi):  # this chunk's share of dW
@@ -209,7 +203,7 @@ class ConvNd(Function):
                     return (cols[0].T @ gk[:, 0])[None]
                 return np.matmul(cols.transpose(0, 2, 1), gk.transpose(1, 0, 2))
 
-            gwm = sum(parallel.run(work, _batch_chunks(n, per_item)))
+            gwm = sum(parallel.run(work, _batch_chunks(n, positions * wmat.shape[1] * groups * xp.itemsize)))
             gw = gwm.reshape(groups, *kernel, w.shape[1], kg)  # (G, *F, C/G, K/G) → (K, C/G, *F)
             gw = np.moveaxis(np.moveaxis(gw, -1, 1), -1, 2).reshape(w.shape)
         if ctx.needs_input_grad[0]:

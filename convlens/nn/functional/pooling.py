@@ -28,7 +28,6 @@ import numpy as np
 from convlens import parallel
 from convlens.autograd import Function
 from convlens.nn.functional._windows import AdaptiveBins, PoolWindow, pool_window
-from convlens.nn.functional.conv import PARALLEL_MIN_BYTES
 from convlens.nn.shape import check_input, ntuple
 from convlens.tensor import Tensor
 
@@ -66,11 +65,6 @@ def _check_tensor(where: str, x, floating: bool = False) -> None:
         raise ValueError(f"{where}: expected a floating-point input, got dtype {x.dtype}")
 
 
-def _batch_ranges(a: np.ndarray):
-    """Batch ranges for the thread pool: one per thread for large arrays, else the whole batch."""
-    return parallel.split(a.shape[0], parallel.get_num_threads() if a.nbytes >= PARALLEL_MIN_BYTES else 1)
-
-
 # ---- max pooling --------------------------------------------------------------------------------------
 class MaxPoolNd(Function):
     """out = max over each window of the input padded with −∞; `window` is a `PoolWindow`."""
@@ -87,7 +81,7 @@ class MaxPoolNd(Function):
                 else:
                     np.maximum(part, src[sl], out=part)
 
-        parallel.run(work, _batch_ranges(xp))
+        parallel.run(work, parallel.batch_ranges(xp))
         ctx.save_for_backward(xp, out)
         ctx.window = window
         ctx.in_shape = x.shape
@@ -115,7 +109,7 @@ class MaxPoolNd(Function):
                 else:
                     dest[sl] += g * hit
 
-        parallel.run(work, _batch_ranges(xp))
+        parallel.run(work, parallel.batch_ranges(xp))
         return gp[window.inner(ctx.in_shape)] if gp.shape != ctx.in_shape else gp
 
 
@@ -186,7 +180,7 @@ class AvgPoolNd(Function):
                     part += src[sl]
             part *= scale
 
-        parallel.run(work, _batch_ranges(xp))
+        parallel.run(work, parallel.batch_ranges(xp))
         ctx.scale, ctx.window, ctx.in_shape, ctx.padded_shape = scale, window, x.shape, xp.shape
         return acc
 
@@ -200,7 +194,7 @@ class AvgPoolNd(Function):
             for sl in window.slices():
                 gp[lo:hi][sl] += g[lo:hi]
 
-        parallel.run(work, _batch_ranges(gp))
+        parallel.run(work, parallel.batch_ranges(gp))
         return gp[window.inner(ctx.in_shape)] if gp.shape != ctx.in_shape else gp
 
 
