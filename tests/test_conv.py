@@ -18,6 +18,20 @@ def _t(a, grad=True):
     return cl.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
 
 
+@pytest.fixture(params=["im2col", "direct"])
+def algorithm(request, monkeypatch):
+    """Run a test once with im2col + GEMM only and once with the direct loops wherever they can run
+    (stride 1, groups 1; the normal thresholds would pick by channel count and shape)."""
+    from convlens.nn.functional import direct
+
+    if request.param == "im2col":
+        monkeypatch.setattr(direct, "MAX_CHANNELS", 0)
+    else:
+        monkeypatch.setattr(direct, "MAX_CHANNELS", 1 << 30)
+        monkeypatch.setattr(direct, "MIN_USEFUL", 0.0)
+    return request.param
+
+
 GRAD_CASES = [
     # (dims, groups, stride, padding, dilation, padding_mode)
     (1, 1, 1, 0, 1, "zeros"),
@@ -38,7 +52,7 @@ GRAD_CASES = [
 
 @pytest.mark.parametrize("d,groups,stride,padding,dilation,mode", GRAD_CASES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv_gradcheck(d, groups, stride, padding, dilation, mode, bias):
+def test_conv_gradcheck(d, groups, stride, padding, dilation, mode, bias, algorithm):
     rng = np.random.default_rng(hash((d, groups, str(stride), str(padding), mode)) % 2**32)
     x = _t(rng.standard_normal((2, 4, *SPATIAL[d])))
     k = 8 if groups == 4 else 6
@@ -179,7 +193,7 @@ def test_grid_is_large_enough():
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_conv_matches_torch(d):
+def test_conv_matches_torch(d, algorithm):
     torch = pytest.importorskip("torch")
     tf = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[d]
     rng = np.random.default_rng(100 + d)
@@ -210,7 +224,7 @@ def test_conv_matches_torch(d):
     assert checked >= 100
 
 
-def test_conv_float32_matches_torch():
+def test_conv_float32_matches_torch(algorithm):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(7)
     x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
@@ -221,10 +235,45 @@ def test_conv_float32_matches_torch():
     np.testing.assert_allclose(y.data, ty.numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_direct_path_is_taken_for_few_channels():
+    from convlens.nn.functional import direct
+
+    x = cl.randn(2, 3, 12, 12, requires_grad=True)
+    w = cl.randn(5, 3, 5, 5, requires_grad=True)
+    assert conv2d(x, w, padding=2)._ctx.direct  # 3 channels in, stride 1: summed in place
+    assert not conv2d(x, w, padding=2, stride=2)._ctx.direct  # strided: im2col
+    wide = cl.randn(2, direct.MAX_CHANNELS + 1, 12, 12)
+    assert not conv2d(wide, cl.randn(5, direct.MAX_CHANNELS + 1, 3, 3, requires_grad=True))._ctx.direct
+    # a 5×5 kernel on a 6×6 input leaves 4 real outputs of 36 grid positions: too wasteful
+    assert not conv2d(cl.randn(2, 3, 6, 6), w)._ctx.direct
+
+
+@pytest.mark.parametrize("mode", ["zeros", "replicate", "reflect", "circular"])
+def test_direct_float32_with_relu_matches_torch(mode):
+    torch = pytest.importorskip("torch")
+    from convlens.nn.functional.conv import conv
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5, 3, 17, 13)).astype(np.float32)
+    w = rng.standard_normal((7, 3, 5, 3)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    gy = rng.standard_normal((5, 7, 17, 13)).astype(np.float32)
+    X, W, B = (cl.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = conv(X, W, B, padding=(2, 1), padding_mode=mode, activation="relu")
+    assert y._ctx.direct
+    y.backward(cl.tensor(gy))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    tmode = "constant" if mode == "zeros" else mode
+    ty = torch.relu(torch.nn.functional.conv2d(torch.nn.functional.pad(tx, (1, 1, 2, 2), mode=tmode), tw, tb))
+    ty.backward(torch.tensor(gy))
+    for mine, ref in ((y, ty), (X.grad, tx.grad), (W.grad, tw.grad), (B.grad, tb.grad)):
+        np.testing.assert_allclose(mine.data, ref.detach().numpy(), rtol=1e-4, atol=1e-3)
+
+
 # ---- fused conv + ReLU -----------------------------------------------------------------------------
 
 
-def test_fused_conv_relu_gradcheck():
+def test_fused_conv_relu_gradcheck(algorithm):
     from convlens.nn.functional.conv import conv
 
     rng = np.random.default_rng(5)

@@ -8,8 +8,8 @@ from pathlib import Path
 from convlens.cli import CLIError
 
 # flags that map one-to-one onto Recipe fields (flag default None = "use the recipe's value")
-_RECIPE_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule",
-                 "augment", "seed", "val_split", "limit", "label_smoothing", "early_stopping", "normalize")
+_RECIPE_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "rho", "eps", "weight_decay",
+                 "schedule", "augment", "seed", "val_split", "limit", "label_smoothing", "early_stopping", "normalize")
 
 
 def register(sub, parent) -> None:
@@ -32,6 +32,10 @@ def register(sub, parent) -> None:
     p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--lr", type=float, metavar="X", help="learning rate (the peak one with --schedule onecycle)")
     p.add_argument("--momentum", type=float, metavar="X", help="momentum (sgd, rmsprop)")
+    p.add_argument("--rho", type=float, metavar="X", help="Adadelta's decay of its running averages (torch's "
+                   "default 0.9; ConvNetJS used 0.95)")
+    p.add_argument("--eps", type=float, metavar="X", help="stability term of the adaptive optimizers (Adadelta: "
+                   "torch's default 1e-6; ConvNetJS used 1e-8)")
     p.add_argument("--weight-decay", type=float, metavar="X")
     p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
     p.add_argument("--augment", metavar="LIST", help="training augmentation: flip, shift, both ('flip,shift') or none")

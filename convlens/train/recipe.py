@@ -30,6 +30,8 @@ class Recipe:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 0.0
+    rho: float | None = None  # Adadelta's decay of its running averages (None: the optimizer's default, 0.9)
+    eps: float | None = None  # added for stability by the adaptive optimizers (None: the optimizer's default)
     schedule: str = "none"
     batch_size: int = 64
     epochs: int = 10
@@ -104,6 +106,10 @@ class Recipe:
             bad("momentum", ">= 0")
         if not self.weight_decay >= 0:
             bad("weight_decay", ">= 0")
+        if self.rho is not None and not 0 <= self.rho <= 1:
+            bad("rho", "in [0, 1] or None")
+        if self.eps is not None and not self.eps > 0:
+            bad("eps", "> 0 or None")
         if not 0 <= self.label_smoothing < 1:
             bad("label_smoothing", "in [0, 1)")
         if int(self.batch_size) < 1:
@@ -119,6 +125,8 @@ class Recipe:
         self.batch_size, self.epochs, self.seed = int(self.batch_size), int(self.epochs), int(self.seed)
         self.lr, self.momentum, self.weight_decay = float(self.lr), float(self.momentum), float(self.weight_decay)
         self.label_smoothing, self.val_split = float(self.label_smoothing), float(self.val_split)
+        self.rho = None if self.rho is None else float(self.rho)
+        self.eps = None if self.eps is None else float(self.eps)
         self.normalize = bool(self.normalize)
 
     # ---- the objects a run needs ----------------------------------------------------------------------
@@ -128,10 +136,14 @@ class Recipe:
 
         params = list(params)
         common = {"lr": self.lr, "weight_decay": self.weight_decay}
+        if self.eps is not None and self.optimizer != "sgd":
+            common["eps"] = self.eps
         if self.optimizer == "sgd":
             return optim.SGD(params, momentum=self.momentum, **common)
         if self.optimizer == "rmsprop":
             return optim.RMSprop(params, momentum=self.momentum, **common)
+        if self.optimizer == "adadelta" and self.rho is not None:
+            common["rho"] = self.rho
         cls = {"adadelta": optim.Adadelta, "adam": optim.Adam, "adamw": optim.AdamW,
                "adagrad": optim.Adagrad}[self.optimizer]
         return cls(params, **common)
@@ -188,6 +200,10 @@ class Recipe:
         opt = f"{self.optimizer} lr={self.lr:g}"
         if self.optimizer in ("sgd", "rmsprop"):
             opt += f" momentum={self.momentum:g}"
+        if self.optimizer == "adadelta" and self.rho is not None:
+            opt += f" rho={self.rho:g}"
+        if self.eps is not None and self.optimizer != "sgd":
+            opt += f" eps={self.eps:g}"
         if self.weight_decay:
             opt += f" weight_decay={self.weight_decay:g}"
         rows = [

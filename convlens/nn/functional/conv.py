@@ -27,7 +27,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from convlens import parallel
 from convlens.autograd import Function, is_grad_enabled
-from convlens.nn.functional import winograd
+from convlens.nn.functional import direct, winograd
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
 from convlens.nn.shape import conv_output_size, ntuple
 
@@ -160,12 +160,18 @@ class ConvNd(Function):
     """
 
     def forward(ctx, x, w, b, stride, pads, dilation, groups, padding_mode, activation=None):
-        d = x.ndim - 2
         kernel = w.shape[2:]
-        xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
-        out_size = tuple(conv_output_size(xp.shape[1 + i], kernel[i], stride[i], 0, dilation[i]) for i in range(d))
-        wmat = weight_matrix(w, groups)
+        padded = tuple(s + p0 + p1 for s, (p0, p1) in zip(x.shape[2:], pads))
+        out_size = tuple(conv_output_size(p, f, s, 0, dl) for p, f, s, dl in zip(padded, kernel, stride, dilation))
         relu = activation == "relu"
+        ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
+        ctx.direct = direct.applies(x.shape[1], stride, groups, padded, out_size)
+        if ctx.direct:  # few input channels: products summed in place, no im2col (direct.py)
+            y, state = direct.forward(x, w, b, pads, dilation, padding_mode, relu)
+            ctx.save_for_backward(*state)
+            return y
+        xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
+        wmat = weight_matrix(w, groups)
         cols = None
         m = x.shape[0] * int(np.prod(out_size))
         fast = winograd.applies(kernel, stride, dilation, groups, x.shape[1], w.shape[0])  # no cols to keep
@@ -174,12 +180,13 @@ class ConvNd(Function):
             cols = np.empty((groups, m, wmat.shape[1]), dtype=x.dtype)  # kept: dW needs no second im2col
         y = correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu, keep_cols=cols)  # (N, *O, K)
         ctx.save_for_backward(xp, w, wmat, y if relu else None, cols)
-        ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
         return channels_first(y)  # a view: the memory stays channels-last
 
     def backward(ctx, grad):
-        xp, w, wmat, y, kept = ctx.saved_tensors
         x_shape, out_size, stride, pads, dilation, groups, padding_mode = ctx.geom
+        if ctx.direct:
+            return direct.backward(grad, ctx.saved_tensors, x_shape, pads, padding_mode, ctx.needs_input_grad)
+        xp, w, wmat, y, kept = ctx.saved_tensors
         kernel = w.shape[2:]
         n, k = grad.shape[:2]
         kg = k // groups
