@@ -28,6 +28,7 @@ from numpy.lib.stride_tricks import as_strided
 from convlens import parallel
 from convlens.autograd import Function, is_grad_enabled
 from convlens.nn.functional import direct, winograd
+from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
 from convlens.nn.shape import conv_output_size, ntuple
 
@@ -196,7 +197,7 @@ class ConvNd(Function):
             gl = np.ascontiguousarray(channels_last(grad))  # (N, *O, K); free if grad is channels-last already
         gx = gw = gb = None
         if ctx.needs_input_grad[2]:
-            gb = gl.reshape(-1, k).sum(axis=0)  # db = Σ over batch and positions of dY
+            gb = column_sums(gl.reshape(-1, k))  # db = Σ over batch and positions of dY
         if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, accumulated chunk by chunk (cols recomputed, cached)
             positions = int(np.prod(out_size))
 

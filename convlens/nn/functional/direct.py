@@ -54,13 +54,19 @@ def _compile():
     block = 512  # positions per pass: one block of K output rows stays in L1/L2 while every tap adds to it
 
     @numba.njit(nogil=True, fastmath=fast, cache=True)
-    def correlate_runs(src, w, offs, bias, relu, out, lo, hi):  # pragma: no cover - compiled
-        # out[k, i] = bias[k] + Σ_c Σ_t w[k, c, t] · src[c, i + offs[t]]  for lo <= i < hi  (then max(·, 0))
+    def correlate_runs(src, w, offs, bias, relu, dest, out, lo, hi):  # pragma: no cover - compiled
+        # z[k, i] = bias[k] + Σ_c Σ_t w[k, c, t] · src[c, i + offs[t]] for grid positions lo <= i < hi,
+        # stored (after max(·, 0) when relu) at out[n, k, dest[p]] for i = n·P + p, P = len(dest);
+        # positions with dest[p] < 0 are not outputs
         K, C, T = w.shape
+        P = dest.shape[0]
+        acc = np.empty((K, block), dtype=out.dtype)
+        img = np.empty(block, dtype=np.int64)
+        at = np.empty(block, dtype=np.int64)
         for b0 in range(lo, hi, block):
             m = min(hi, b0 + block) - b0
             for k in range(K):
-                o = out[k, b0:b0 + m]
+                o = acc[k, :m]
                 bk = bias[k]
                 for i in range(m):
                     o[i] = bk
@@ -73,7 +79,7 @@ def _compile():
                     x3 = src[c, b0 + offs[t + 3]:b0 + offs[t + 3] + m]
                     for k in range(K):
                         w0, w1, w2, w3 = w[k, c, t], w[k, c, t + 1], w[k, c, t + 2], w[k, c, t + 3]
-                        o = out[k, b0:b0 + m]
+                        o = acc[k, :m]
                         for i in range(m):
                             o[i] += w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i]
                     t += 4
@@ -81,16 +87,19 @@ def _compile():
                     x0 = src[c, b0 + offs[t]:b0 + offs[t] + m]
                     for k in range(K):
                         w0 = w[k, c, t]
-                        o = out[k, b0:b0 + m]
+                        o = acc[k, :m]
                         for i in range(m):
                             o[i] += w0 * x0[i]
                     t += 1
-            if relu:
-                for k in range(K):
-                    o = out[k, b0:b0 + m]
-                    for i in range(m):
-                        if o[i] < 0:
-                            o[i] = 0
+            for i in range(m):  # where each position of the block goes: image and output index
+                img[i] = (b0 + i) // P
+                at[i] = dest[b0 + i - img[i] * P]
+            for k in range(K):
+                o = acc[k, :m]
+                for i in range(m):
+                    if at[i] >= 0:
+                        v = o[i]
+                        out[img[i], k, at[i]] = v if (v > 0 or not relu) else v * 0
 
     @numba.njit(nogil=True, fastmath=fast, cache=True)
     def weight_grad_runs(g, base, src, offs, lo, hi, dw, zero):  # pragma: no cover - compiled
@@ -152,6 +161,12 @@ class Geometry:
                                 dtype=np.int64)
         self.reach = int(self.offsets[-1])  # the largest offset: the runs read this far past position L
 
+    def output_map(self) -> np.ndarray:
+        """For each position of one image's padded grid, its index in the (flattened) output, or −1."""
+        where = np.full(self.padded, -1, dtype=np.int64)
+        where[tuple(slice(0, o) for o in self.out_size)] = np.arange(math.prod(self.out_size)).reshape(self.out_size)
+        return where.reshape(-1)
+
     def valid(self, flat: np.ndarray) -> np.ndarray:
         """View (K, N, *O) of the real outputs inside a (K, ≥ L) array laid out on the grid."""
         grid = flat[:, :self.length].reshape(flat.shape[0], self.n, *self.padded)
@@ -166,7 +181,7 @@ class Geometry:
 
 def forward(x, w, b, pads, dilation, padding_mode, relu):
     """Direct convolution of (N, C, *S) `x` with (K, C, *F) `w`: returns (y, state) where y is a
-    (N, K, *O) view and `state` what `backward` needs."""
+    C-contiguous (N, K, *O) array and `state` what `backward` needs."""
     n, c = x.shape[:2]
     k, kernel = w.shape[0], w.shape[2:]
     xc = np.moveaxis(x, 1, 0)  # (C, N, *S) view
@@ -185,12 +200,12 @@ def forward(x, w, b, pads, dilation, padding_mode, relu):
         grid[...] = pad_array(xc, {2 + a: p for a, p in enumerate(pads)}, padding_mode)
     wf = np.ascontiguousarray(w.reshape(k, c, -1))
     bias = np.zeros(k, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
-    out = np.empty((k, geo.length), dtype=x.dtype)
+    y = np.empty((n, k, *out_size), dtype=x.dtype)
+    dest, flat = geo.output_map(), y.reshape(n, k, -1)
     correlate_runs, _ = _compile()
-    parallel.run(lambda lo, hi: correlate_runs(src, wf, geo.offsets, bias, relu, out, lo, hi),
+    parallel.run(lambda lo, hi: correlate_runs(src, wf, geo.offsets, bias, relu, dest, flat, lo, hi),
                  geo.chunks(k * x.itemsize))
-    y = geo.valid(out)  # (K, N, *O)
-    return np.moveaxis(y, 0, 1), (src, wf, geo, y if relu else None)
+    return y, (src, wf, geo, y if relu else None)
 
 
 def backward(grad, state, x_shape, pads, padding_mode, needs):
@@ -202,13 +217,13 @@ def backward(grad, state, x_shape, pads, padding_mode, needs):
     g = gz[:, geo.reach:]  # a view (numba gets gz and the offset: contiguous rows vectorise)
     gv = geo.valid(g)
     if y is not None:  # fused ReLU: dL/dz = dL/dy · [y > 0]
-        np.multiply(np.moveaxis(grad, 1, 0), y > 0, out=gv)
+        np.multiply(np.moveaxis(grad, 1, 0), np.moveaxis(y, 1, 0) > 0, out=gv)
     else:
         np.copyto(gv, np.moveaxis(grad, 1, 0))
     correlate_runs, weight_grad_runs = _compile()
     dx = dw = db = None
     if needs[2]:
-        db = g.sum(axis=1)
+        db = g.sum(axis=1)  # rows are contiguous here: NumPy's own sum is fast
     if needs[1]:
         def part(lo, hi):
             acc = np.zeros((k, c, taps), dtype=dtype)
@@ -219,10 +234,10 @@ def backward(grad, state, x_shape, pads, padding_mode, needs):
     if needs[0]:
         wt = np.ascontiguousarray(wf.transpose(1, 0, 2))  # (C, K, T)
         back = geo.reach - geo.offsets  # dx[j] reads dY[j − off] = gz[j + reach − off]
-        dxp = np.empty((c, geo.length), dtype=dtype)
-        parallel.run(lambda lo, hi: correlate_runs(gz, wt, back, np.zeros(c, dtype), False, dxp, lo, hi),
+        dxp = np.empty((geo.n, c, geo.plane), dtype=dtype)  # every grid position is an input position
+        every = np.arange(geo.plane, dtype=np.int64)
+        parallel.run(lambda lo, hi: correlate_runs(gz, wt, back, np.zeros(c, dtype), False, every, dxp, lo, hi),
                      geo.chunks(c * src.itemsize))
-        grid = dxp.reshape(c, geo.n, *geo.padded)
-        dx = np.moveaxis(pad_array_backward(grid, {2 + a: p for a, p in enumerate(pads)}, padding_mode,
-                                            (c, geo.n, *x_shape[2:])), 0, 1)
+        dx = pad_array_backward(dxp.reshape(geo.n, c, *geo.padded), {2 + a: p for a, p in enumerate(pads)},
+                                padding_mode, x_shape)
     return dx, dw, db

@@ -27,6 +27,7 @@ import numpy as np
 
 from convlens import parallel
 from convlens.autograd import Function
+from convlens.nn.functional import fastpool
 from convlens.nn.functional._windows import AdaptiveBins, PoolWindow, pool_window
 from convlens.nn.shape import check_input, ntuple
 from convlens.tensor import Tensor
@@ -70,6 +71,12 @@ class MaxPoolNd(Function):
     """out = max over each window of the input padded with −∞; `window` is a `PoolWindow`."""
 
     def forward(ctx, x, window: PoolWindow):
+        ctx.window, ctx.in_shape = window, x.shape
+        ctx.fast = fastpool.applies(x, window)
+        if ctx.fast:  # 2×2/2 windows on a C-contiguous input: one compiled pass that also records each winner
+            out, arg = fastpool.max_pool(x)
+            ctx.save_for_backward(arg)
+            return out
         xp = window.pad(x, _lowest(x.dtype))
         out = np.empty_like(xp, shape=x.shape[:2] + window.out)  # keeps the input's memory order
 
@@ -83,15 +90,15 @@ class MaxPoolNd(Function):
 
         parallel.run(work, parallel.batch_ranges(xp))
         ctx.save_for_backward(xp, out)
-        ctx.window = window
-        ctx.in_shape = x.shape
         return out
 
     def backward(ctx, grad):
         # ∂out/∂x = 1 at the window's maximum (its first occurrence in row-major order, as PyTorch), else 0;
         # a position that is the maximum of several overlapping windows receives the sum of their gradients
-        xp, out = ctx.saved_tensors
         window = ctx.window
+        if ctx.fast:
+            return fastpool.max_pool_backward(grad, ctx.saved_tensors[0], ctx.in_shape)
+        xp, out = ctx.saved_tensors
         gp = np.zeros_like(xp, dtype=grad.dtype)
 
         def work(lo, hi):
@@ -167,8 +174,12 @@ class AvgPoolNd(Function):
     """out = (Σ over the window of the zero-padded input) / divisor; see `_avg_scale` for the divisor."""
 
     def forward(ctx, x, window: PoolWindow, count_include_pad: bool = True, divisor_override=None):
-        xp = window.pad(x, 0)
         scale = _avg_scale(window, x.shape[2:], count_include_pad, divisor_override, x.dtype)
+        ctx.scale, ctx.window, ctx.in_shape = scale, window, x.shape
+        ctx.fast = fastpool.applies(x, window, scale)
+        if ctx.fast:  # 2×2/2 windows on a C-contiguous input: one compiled pass
+            return fastpool.avg_pool(x, scale)
+        xp = window.pad(x, 0)
         acc = np.empty_like(xp, shape=x.shape[:2] + window.out)
 
         def work(lo, hi):
@@ -181,12 +192,14 @@ class AvgPoolNd(Function):
             part *= scale
 
         parallel.run(work, parallel.batch_ranges(xp))
-        ctx.scale, ctx.window, ctx.in_shape, ctx.padded_shape = scale, window, x.shape, xp.shape
+        ctx.padded_shape = xp.shape
         return acc
 
     def backward(ctx, grad):
         # out = scale·Σ_k x_pad[window + k]  ⇒  ∂L/∂x_pad[window + k] += scale·∂L/∂out for every offset k
         window = ctx.window
+        if ctx.fast:
+            return fastpool.avg_pool_backward(grad, ctx.scale, ctx.in_shape)
         g = grad * ctx.scale
         gp = np.zeros_like(g, shape=ctx.padded_shape)  # grad's memory order
 
