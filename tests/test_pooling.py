@@ -278,3 +278,40 @@ def test_validation_errors(call, message):
 def test_non_tensor_input_is_a_type_error():
     with pytest.raises(TypeError, match="max_pool2d: expected a Tensor input, got ndarray"):
         P.max_pool2d(np.zeros((1, 1, 4, 4)), 2)
+
+
+# ---- the compiled 2×2/2 path (fastpool.py) --------------------------------------------------------
+def test_fast_2x2_path_is_taken_only_where_it_applies():
+    x = leaf(distinct((2, 3, 6, 6)))
+    assert P.max_pool2d(x, 2)._ctx.fast and P.avg_pool2d(x, 2)._ctx.fast
+    assert not P.max_pool2d(x, 3)._ctx.fast and not P.max_pool2d(x, 2, padding=1)._ctx.fast
+    channels_last = leaf(np.moveaxis(distinct((2, 6, 6, 3)), -1, 1))
+    assert not P.max_pool2d(channels_last, 2)._ctx.fast  # strided input: the general code
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5)])  # even, and odd sizes (last row/column dropped)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_fast_2x2_matches_the_general_code(shape, kind):
+    op = P.max_pool2d if kind == "max" else P.avg_pool2d
+    rng = np.random.default_rng(3)
+    data = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)  # ReLU output: many tied zeros
+    g = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(np.float32)
+    results = []
+    for array in (data, np.asfortranarray(data)):  # C-contiguous: compiled path; Fortran order: general
+        x = leaf(array)
+        y = op(x, 2)
+        assert y._ctx.fast == array.flags.c_contiguous
+        y.backward(g)
+        results.append((y.data, x.grad.data))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fast_2x2_max_ties_and_nan_in_2d():
+    ties = leaf(np.zeros((1, 1, 2, 4)))
+    P.max_pool2d(ties, 2).sum().backward()
+    assert ties.grad.data.tolist() == [[[[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]]
+    x = leaf(np.array([[[[1.0, 2.0], [np.nan, np.nan]]]]))
+    y = P.max_pool2d(x, 2)
+    y.backward(np.ones(y.shape))
+    assert np.isnan(y.data).all() and x.grad.data.tolist() == [[[[0.0, 0.0], [1.0, 0.0]]]]
