@@ -28,6 +28,7 @@ def algorithm(request, monkeypatch):
         monkeypatch.setattr(direct, "MAX_CHANNELS", 0)
     else:
         monkeypatch.setattr(direct, "MAX_CHANNELS", 1 << 30)
+        monkeypatch.setattr(direct, "MAX_OUT_CHANNELS", 1 << 30)
         monkeypatch.setattr(direct, "MIN_USEFUL", 0.0)
     return request.param
 
@@ -244,6 +245,8 @@ def test_direct_path_is_taken_for_few_channels():
     assert not conv2d(x, w, padding=2, stride=2)._ctx.direct  # strided: im2col
     wide = cl.randn(2, direct.MAX_CHANNELS + 1, 12, 12)
     assert not conv2d(wide, cl.randn(5, direct.MAX_CHANNELS + 1, 3, 3, requires_grad=True))._ctx.direct
+    many = cl.randn(direct.MAX_OUT_CHANNELS + 1, 3, 5, 5, requires_grad=True)
+    assert not conv2d(x, many, padding=2)._ctx.direct
     # a 5×5 kernel on a 6×6 input leaves 4 real outputs of 36 grid positions: too wasteful
     assert not conv2d(cl.randn(2, 3, 6, 6), w)._ctx.direct
 

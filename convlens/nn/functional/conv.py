@@ -166,7 +166,7 @@ class ConvNd(Function):
         out_size = tuple(conv_output_size(p, f, s, 0, dl) for p, f, s, dl in zip(padded, kernel, stride, dilation))
         relu = activation == "relu"
         ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
-        ctx.direct = direct.applies(x.shape[1], stride, groups, padded, out_size)
+        ctx.direct = direct.applies(x.shape[1], w.shape[0], stride, groups, padded, out_size)
         if ctx.direct:  # few input channels: products summed in place, no im2col (direct.py)
             y, state = direct.forward(x, w, b, pads, dilation, padding_mode, relu)
             ctx.save_for_backward(*state)
