@@ -11,15 +11,14 @@ because then each receptive field is a run of contiguous channel vectors, which 
 the public layout stays PyTorch's (N, C, *spatial): the result is a transposed *view* of the
 channels-last array, and an input that is such a view costs nothing to turn back.
 
-Backward (with G = dY as an (M, K) matrix):  dW = Gᵀ · cols,  db = Σ_M G; the input gradient is either
-a transposed convolution of dY (stride 1) or d cols = G · W scattered back onto the padded input
-("col2im"), whichever moves less memory (see `_input_grad`). Stride-1 3×3 layers with many channels
-use Winograd's algorithm instead of im2col (winograd.py).
+Backward (with G = dY as an (M, K) matrix):  dW = Gᵀ · cols,  db = Σ_M G, and the input gradient is
+d cols = G · W scattered back onto the padded input ("col2im", compiled: col2im.py). Stride-1 3×3
+layers with many channels use Winograd's algorithm instead of im2col (winograd.py); layers with few
+channels sum their products directly (direct.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import numbers
 
 import numpy as np
@@ -27,7 +26,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from convlens import parallel
 from convlens.autograd import Function, is_grad_enabled
-from convlens.nn.functional import direct, winograd
+from convlens.nn.functional import col2im, direct, winograd
 from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
 from convlens.nn.shape import conv_output_size, ntuple
@@ -128,20 +127,6 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
     return out
 
 
-def _tap_slices(tap, out_size, stride, dilation):
-    """The strided slice of the padded input that kernel tap `tap` touches for every output position."""
-    return tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, o, s, d in zip(tap, out_size, stride, dilation))
-
-
-def _transposed_weight(w: np.ndarray, groups: int) -> np.ndarray:
-    """Kernel of the input gradient for stride 1: spatially flipped, in/out channels swapped per group."""
-    k, cg = w.shape[:2]
-    d = w.ndim - 2
-    flipped = np.flip(w, axis=tuple(range(2, 2 + d)))
-    wt = flipped.reshape(groups, k // groups, cg, *w.shape[2:]).swapaxes(1, 2)
-    return wt.reshape(groups * cg, k // groups, *w.shape[2:])
-
-
 def _relu_grad(grad_cl: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dL/d(pre-activation) = dL/dy · [y > 0], in parallel over the batch."""
     out = np.empty(y.shape, dtype=grad_cl.dtype)
@@ -221,46 +206,28 @@ class ConvNd(Function):
 
 
 def _input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation, groups, padding_mode):
-    """dL/dx (channels-last) from dL/dy (channels-last `gl`).
+    """dL/dx (channels-last) from dL/dy (channels-last `gl`): d cols = dY · Wᵀ per chunk of images (a
+    GEMM with ∏F·C/G wide rows, which BLAS runs well), added back onto the receptive fields by the
+    compiled col2im (col2im.py), then the padding's adjoint.
 
-    Two ways, chosen by the memory traffic each needs per image:
-    - transposed convolution (stride 1 only): the input gradient is itself a convolution, of dY padded
-      by D·(F−1) with the flipped kernel, dx_pad[i] = Σ_t w[t]·dy[i − t·D]: one im2col of ∏F·K values
-      per input position, then a GEMM, no scatter. Wins when K is small next to C·(output positions).
-    - col2im: d cols = dY · W (∏F·C values per output position), scattered back with one strided add
-      per kernel tap (about 3 passes over d cols). Wins for few input channels, for a big kernel on a
-      small output (LeNet's 5×5 → 1×1), and is the only way for stride > 1.
+    (Measured and deleted: the input gradient as a transposed convolution — im2col of the padded dY and
+    a GEMM with only C output columns — was 1.3–20× slower once col2im was compiled; docs/performance.md.)
     """
     kernel = w.shape[2:]
-    d = len(kernel)
     n = gl.shape[0]
     xl_shape = (n, *x_shape[2:], x_shape[1])
-    transposed_cost = int(np.prod(x_shape[2:])) * w.shape[0]
-    col2im_cost = 3 * int(np.prod(out_size)) * x_shape[1]
-    if all(s == 1 for s in stride) and transposed_cost < col2im_cost:
-        reach = [dl * (f - 1) for f, dl in zip(kernel, dilation)]
-        direct = padding_mode == "zeros" and all(max(p) <= r for p, r in zip(pads, reach))
-        # pad dY so that the correlation lands on the unpadded input (direct) or the whole padded input
-        widths = {1 + i: ((r - p[0], r - p[1]) if direct else (r, r)) for i, (p, r) in enumerate(zip(pads, reach))}
-        gp = pad_array(gl, widths, "zeros", contiguous=True)
-        target = xl_shape[1:-1] if direct else xp.shape[1:-1]
-        gx = correlate(gp, weight_matrix(_transposed_weight(w, groups), groups), target, kernel, (1,) * d, dilation)
-        if direct:
-            return gx
-        return pad_array_backward(gx, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
     rows, kg = wmat.shape[1:]
     cg = xp.shape[-1] // groups
     gxp = np.zeros((n, *xp.shape[1:]), dtype=gl.dtype)
     per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
+    bases, offsets = col2im.positions(out_size, kernel, stride, dilation, xp.shape[1:-1])
 
     def work(lo, hi):
         gk = gl[lo:hi].reshape(-1, groups, kg).transpose(1, 0, 2)  # (G, m, K/G)
         dcols = np.matmul(gk, wmat.transpose(0, 2, 1))  # (G, m, ∏F·C/G)
-        dcols = dcols.reshape(groups, hi - lo, *out_size, *kernel, cg)
-        dcols = np.moveaxis(dcols, 0, -2).reshape(hi - lo, *out_size, *kernel, groups * cg)
-        dest = gxp[lo:hi]
-        for tap in itertools.product(*(range(f) for f in kernel)):  # col2im: one strided add per tap
-            dest[(slice(None), *_tap_slices(tap, out_size, stride, dilation))] += dcols[(slice(None),) * (1 + d) + tap]
+        if groups > 1:  # per row, taps then channels of all groups: (m, ∏F, G·C/G)
+            dcols = np.moveaxis(dcols.reshape(groups, -1, offsets.size, cg), 0, 2)
+        col2im.col2im_add(dcols.reshape(-1, offsets.size, groups * cg), bases, offsets, lo, gxp)
 
     parallel.run(work, _batch_chunks(n, per_item))
     return pad_array_backward(gxp, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
