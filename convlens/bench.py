@@ -132,12 +132,16 @@ def matmul_peak(threads: int) -> float:
 
 
 def _convlens_step(model, opt, x, y):
+    """The step `convlens.train.fit` takes: forward + backward in batch slices on the threads (when the
+    batch is big enough, see train/data_parallel.py), then the optimizer."""
     import convlens.nn.functional as F
+    from convlens.train.data_parallel import SlicedStep
+
+    sliced = SlicedStep(model, F.cross_entropy)
 
     def step():
         opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
+        sliced(x, y)
         opt.step()
 
     return step

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _pool: ThreadPoolExecutor | None = None
@@ -48,7 +49,23 @@ def get_num_threads() -> int:
     return _threads
 
 
-def _blas_single_thread():
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def serial():
+    """Within this block, `run` calls its ranges one after another in the current thread (for a
+    thread that is itself one of several running slices of a batch: convlens.train.data_parallel)."""
+    before = getattr(_local, "serial", False)
+    _local.serial = True
+    try:
+        yield
+    finally:
+        _local.serial = before
+
+
+def blas_single_thread():
+    """A context in which BLAS uses one thread (ours provide the parallelism)."""
     global _controller
     if _controller is None:
         try:
@@ -81,12 +98,12 @@ def run(fn, ranges) -> list:
     The calling thread takes the first range itself: one hand-off fewer (a hand-off costs tens of µs,
     which adds up over the few dozen parallel steps of a small network's training step)."""
     ranges = list(ranges)
-    if _threads == 1 or len(ranges) == 1:
+    if _threads == 1 or len(ranges) == 1 or getattr(_local, "serial", False):
         return [fn(lo, hi) for lo, hi in ranges]
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="convlens")
-    with _blas_single_thread():
+    with blas_single_thread():
         rest = [_pool.submit(fn, lo, hi) for lo, hi in ranges[1:]]
         try:
             first = fn(*ranges[0])

@@ -152,6 +152,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
     """
     from convlens.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, write_json_atomic
     from convlens.tensor import get_rng_state, set_rng_state
+    from convlens.train.data_parallel import SlicedStep
     from convlens.train.metrics import evaluate
 
     if optimizer is None:
@@ -215,6 +216,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     model.train()
+    step = SlicedStep(model, loss_fn)
     try:
         while state.epoch < epochs:
             if control.stopped:
@@ -230,9 +232,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
             t0 = time.perf_counter()
             for x, y in train_loader:
                 optimizer.zero_grad()
-                out = model(x)
-                loss = loss_fn(out, y)
-                value = float(loss.item())
+                value, logits = step(x, y)  # forward, loss and backward (in batch slices on the threads)
                 if not math.isfinite(value):
                     good = run_dir / "last.safetensors" if run_dir is not None else None
                     good = good if good is not None and good.is_file() else None
@@ -241,14 +241,13 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                         "(try a lower learning rate). "
                         + (f"The last good checkpoint is kept: {good}." if good else "No checkpoint was saved."),
                         epoch + 1, state.batch + 1, good, state.history)
-                loss.backward()
                 optimizer.step()
                 if scheduler is not None and scheduler_interval == "batch":
                     scheduler.step()
                 n = int(y.shape[0])
                 state.batch += 1
                 state.loss_sum += value * n
-                state.correct += int((out.data.argmax(axis=1) == y.data).sum())
+                state.correct += int((logits.argmax(axis=1) == y.data).sum())
                 state.seen += n
                 state.examples_total += n
                 elapsed = state.train_seconds + time.perf_counter() - t0

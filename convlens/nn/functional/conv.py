@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from convlens import parallel
 from convlens.autograd import Function, is_grad_enabled
-from convlens.nn.functional import col2im, direct, winograd
+from convlens.nn.functional import col2im, direct, winograd, workspace
 from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
 from convlens.nn.shape import conv_output_size, ntuple
@@ -163,10 +163,14 @@ class ConvNd(Function):
         fast = winograd.applies(kernel, stride, dilation, groups, x.shape[1], w.shape[0])  # no cols to keep
         if (ctx.needs_input_grad[1] and is_grad_enabled() and not fast
                 and m * wmat.shape[1] * groups * x.itemsize <= KEEP_COLS_BYTES):
-            cols = np.empty((groups, m, wmat.shape[1]), dtype=x.dtype)  # kept: dW needs no second im2col
+            cols = workspace.take((groups, m, wmat.shape[1]), x.dtype)  # kept: dW needs no second im2col
         y = correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu, keep_cols=cols)  # (N, *O, K)
         ctx.save_for_backward(xp, w, wmat, y if relu else None, cols)
         return channels_first(y)  # a view: the memory stays channels-last
+
+    def release(ctx):
+        if not ctx.direct:
+            workspace.give(ctx.saved_tensors[4])  # the kept im2col matrix, ours alone
 
     def backward(ctx, grad):
         x_shape, out_size, stride, pads, dilation, groups, padding_mode = ctx.geom

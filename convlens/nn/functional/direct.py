@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from convlens import parallel
+from convlens.nn.functional import workspace
 from convlens.nn.functional.padding import pad_array, pad_array_backward
 
 # Beyond this many input channels im2col's GEMM is faster (it reuses each copied value K times in
@@ -219,7 +220,8 @@ def backward(grad, state, x_shape, pads, padding_mode, needs):
     src, wf, geo, y = state
     k, c, taps = wf.shape
     dtype = src.dtype
-    gz = np.zeros((k, geo.reach + geo.length), dtype=dtype)  # dY on the grid, `reach` zeros in front
+    gz = workspace.take((k, geo.reach + geo.length), dtype)  # dY on the grid, `reach` zeros in front
+    gz[...] = 0
     g = gz[:, geo.reach:]  # a view (numba gets gz and the offset: contiguous rows vectorise)
     gv = geo.valid(g)
     if y is not None:  # fused ReLU: dL/dz = dL/dy · [y > 0]
@@ -246,4 +248,5 @@ def backward(grad, state, x_shape, pads, padding_mode, needs):
                      geo.chunks(c * src.itemsize))
         dx = pad_array_backward(dxp.reshape(geo.n, c, *geo.padded), {2 + a: p for a, p in enumerate(pads)},
                                 padding_mode, x_shape)
+    workspace.give(gz)
     return dx, dw, db
