@@ -196,7 +196,7 @@ def test_default_recipes():
     from convlens.data import transforms
 
     keys = {"dataset", "optimizer", "lr", "momentum", "weight_decay", "schedule", "batch_size", "epochs",
-            "augment", "normalize", "label_smoothing"}
+            "augment", "normalize", "label_smoothing", "val_split"}
     for name in models.list_models():
         r = models.default_recipe(name)
         assert set(r) == keys
@@ -204,8 +204,9 @@ def test_default_recipes():
         assert r["optimizer"] in ("sgd", "adadelta", "adam", "adamw", "adagrad", "rmsprop")
         assert r["schedule"] in ("none", "step", "cosine", "onecycle")
         assert isinstance(r["batch_size"], int) and isinstance(r["epochs"], int) and isinstance(r["normalize"], bool)
-        for key in ("lr", "momentum", "weight_decay", "label_smoothing"):
+        for key in ("lr", "momentum", "weight_decay", "label_smoothing", "val_split"):
             assert isinstance(r[key], float) and r[key] >= 0
+        assert r["val_split"] < 1
         assert set(filter(None, r["augment"].split(","))) <= {"flip", "shift"}
         if r["augment"]:
             transforms.from_spec(r["augment"])

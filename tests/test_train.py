@@ -88,7 +88,19 @@ def test_recipe_from_zoo_default_and_overrides():
     assert Recipe.for_model("net.toml").optimizer == Recipe().optimizer
 
 
+def test_recipe_rho_and_eps_reach_the_optimizer():
+    params = [convlens.tensor(np.zeros(3, np.float32), requires_grad=True)]
+    group = Recipe(optimizer="adadelta", lr=1.0, rho=0.95, eps=1e-8).make_optimizer(params).param_groups[0]
+    assert (group["rho"], group["eps"]) == (0.95, 1e-8)
+    default = Recipe(optimizer="adadelta", lr=1.0).make_optimizer(params).param_groups[0]
+    assert (default["rho"], default["eps"]) == (0.9, 1e-6)  # torch's defaults when the recipe says None
+    assert Recipe(optimizer="adam", eps=1e-7).make_optimizer(params).param_groups[0]["eps"] == 1e-7
+    assert "rho=0.95 eps=1e-08" in Recipe(optimizer="adadelta", rho=0.95, eps=1e-8).describe()
+
+
 @pytest.mark.parametrize("field,value,expected", [
+    ("rho", 1.5, "rho must be in [0, 1] or None"),
+    ("eps", 0.0, "eps must be > 0 or None"),
     ("optimizer", "lbfgs", "optimizer must be one of"),
     ("lr", 0.0, "lr must be > 0"),
     ("val_split", 1.0, "val_split must be in [0, 1)"),
