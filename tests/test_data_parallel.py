@@ -27,6 +27,7 @@ def _grads(model):
 @pytest.mark.parametrize("slices", [2, 3])
 def test_slices_give_the_whole_batch_gradient(monkeypatch, slices):
     monkeypatch.setattr(data_parallel, "MIN_SLICE_VALUES", 1)
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_IMAGES", 1)
     net = _net().to(np.float64)
     x, y = _batch()
     loss = F.cross_entropy(net(x), y)
@@ -51,7 +52,7 @@ def test_slices_give_the_whole_batch_gradient(monkeypatch, slices):
 def test_small_batches_and_batch_coupled_models_run_in_one_pass():
     net = _net()
     x, y = _batch(4, np.float32)
-    assert SlicedStep(net, F.cross_entropy, slices=2)(x, y)[1].shape == (4, 5)  # 4·192 values: one slice
+    assert SlicedStep(net, F.cross_entropy, slices=2)(x, y)[1].shape == (4, 5)  # 4 images: one slice
     assert supported(net)
     assert not supported(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
     assert not supported(nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5)))
@@ -62,6 +63,7 @@ def test_small_batches_and_batch_coupled_models_run_in_one_pass():
 
 def test_an_error_in_a_slice_reaches_the_caller(monkeypatch):
     monkeypatch.setattr(data_parallel, "MIN_SLICE_VALUES", 1)
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_IMAGES", 1)
     net = _net()
     x, y = _batch(6, np.float32)
     bad = cl.tensor(np.array([0, 1, 2, 3, 4, 99]))  # a label out of range, in the second slice

@@ -21,8 +21,9 @@ run() {
     python - "$RESULTS/$name.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-test = r["test_accuracy"]
-print(f"{sys.argv[1]}: test accuracy {test:.2%}, best validation {r['val_accuracy']:.2%}, "
-      f"{r['epochs']} epochs, {r['seconds'] / 60:.1f} min")
+val = r["val_accuracy"]
+val = "no validation split" if val is None else f"best validation {val:.2%}"
+print(f"{sys.argv[1]}: test accuracy {r['test_accuracy']:.2%}, {val}, {r['epochs']} epochs, "
+      f"{r['seconds'] / 60:.1f} min")
 PY
 }
