@@ -25,8 +25,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convlens import parallel
-from convlens.autograd import Function, is_grad_enabled
-from convlens.nn.functional import col2im, direct, winograd, workspace
+from convlens.autograd import Function
+from convlens.nn.functional import col2im, direct, winograd
 from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
 from convlens.nn.shape import conv_output_size, ntuple
@@ -58,9 +58,10 @@ def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
 CHUNK_BYTES = 4 << 20
 
 
-# A layer keeps its im2col matrix for the backward pass when it is at most this big (else recomputes it
-# chunk by chunk): the trade between one copy saved and the memory held until backward.
-KEEP_COLS_BYTES = 32 << 20
+# The weight gradient copies its im2col blocks again, chunk by chunk, rather than keeping the forward
+# pass's matrix: with the batch in slices on both cores, re-reading kept matrices of up to 32 MB from
+# memory cost more than the second copy into cache (measured: ConvNetJS net batch 64, 2,487 → 2,826
+# img/s without keeping; docs/performance.md).
 
 def _batch_chunks(n: int, bytes_per_item: int):
     """Split the batch into runs of whole items whose im2col block is about CHUNK_BYTES, in a number
@@ -96,23 +97,21 @@ def im2col(xp: np.ndarray, out_size, kernel, stride, dilation, groups: int, out=
 
 
 def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilation, bias=None,
-              relu: bool = False, keep_cols=None) -> np.ndarray:
+              relu: bool = False) -> np.ndarray:
     """Channels-last cross-correlation without padding: (N, *Sp, C) ★ wmat → (N, *O, K), chunked over N.
 
-    The bias add and the ReLU are applied to each chunk while it is still in cache. `keep_cols`, a
-    (G, M, ∏F·C/G) array, receives the im2col matrix for the weight gradient to reuse.
+    The bias add and the ReLU are applied to each chunk while it is still in cache.
     """
     groups, rows, kg = wmat.shape
     n = xp.shape[0]
     k = groups * kg
-    if keep_cols is None and winograd.applies(kernel, stride, dilation, groups, xp.shape[-1], k):
+    if winograd.applies(kernel, stride, dilation, groups, xp.shape[-1], k):
         return winograd.correlate_3x3(xp, wmat, out_size, _batch_chunks, bias=bias, relu=relu)
     out = np.empty((n, *out_size, k), dtype=xp.dtype)
     positions = int(np.prod(out_size))
 
     def work(lo, hi):
-        keep = None if keep_cols is None else keep_cols[:, lo * positions:hi * positions]
-        cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups, out=keep)  # (G, m, ∏F·C/G)
+        cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)  # (G, m, ∏F·C/G)
         dest = out[lo:hi].reshape(-1, k)
         if groups == 1:
             np.matmul(cols[0], wmat[0], out=dest)
@@ -158,25 +157,15 @@ class ConvNd(Function):
             return y
         xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
         wmat = weight_matrix(w, groups)
-        cols = None
-        m = x.shape[0] * int(np.prod(out_size))
-        fast = winograd.applies(kernel, stride, dilation, groups, x.shape[1], w.shape[0])  # no cols to keep
-        if (ctx.needs_input_grad[1] and is_grad_enabled() and not fast
-                and m * wmat.shape[1] * groups * x.itemsize <= KEEP_COLS_BYTES):
-            cols = workspace.take((groups, m, wmat.shape[1]), x.dtype)  # kept: dW needs no second im2col
-        y = correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu, keep_cols=cols)  # (N, *O, K)
-        ctx.save_for_backward(xp, w, wmat, y if relu else None, cols)
+        y = correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu)  # (N, *O, K)
+        ctx.save_for_backward(xp, w, wmat, y if relu else None)
         return channels_first(y)  # a view: the memory stays channels-last
-
-    def release(ctx):
-        if not ctx.direct:
-            workspace.give(ctx.saved_tensors[4])  # the kept im2col matrix, ours alone
 
     def backward(ctx, grad):
         x_shape, out_size, stride, pads, dilation, groups, padding_mode = ctx.geom
         if ctx.direct:
             return direct.backward(grad, ctx.saved_tensors, x_shape, pads, padding_mode, ctx.needs_input_grad)
-        xp, w, wmat, y, kept = ctx.saved_tensors
+        xp, w, wmat, y = ctx.saved_tensors
         kernel = w.shape[2:]
         n, k = grad.shape[:2]
         kg = k // groups
@@ -188,18 +177,15 @@ class ConvNd(Function):
         if ctx.needs_input_grad[2]:
             gb = column_sums(gl.reshape(-1, k))  # db = Σ over batch and positions of dY
         if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, accumulated chunk by chunk (cols recomputed, cached)
-            positions = int(np.prod(out_size))
 
             def work(lo, hi):  # this chunk's share of dW
-                if kept is not None:
-                    cols = kept[:, lo * positions:hi * positions]
-                else:
-                    cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)
+                cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)
                 gk = gl[lo:hi].reshape(-1, groups, kg)
                 if groups == 1:
                     return (cols[0].T @ gk[:, 0])[None]
                 return np.matmul(cols.transpose(0, 2, 1), gk.transpose(1, 0, 2))
 
+            positions = int(np.prod(out_size))
             gwm = sum(parallel.run(work, _batch_chunks(n, positions * wmat.shape[1] * groups * xp.itemsize)))
             gw = gwm.reshape(groups, *kernel, w.shape[1], kg)  # (G, *F, C/G, K/G) → (K, C/G, *F)
             gw = np.moveaxis(np.moveaxis(gw, -1, 1), -1, 2).reshape(w.shape)
