@@ -60,15 +60,12 @@ def _compile():
     block = 512  # positions per pass: one block of K output rows stays in L1/L2 while every tap adds to it
 
     @numba.njit(nogil=True, fastmath=fast, cache=True)
-    def correlate_runs(src, w, offs, bias, relu, dest, out, lo, hi):  # pragma: no cover - compiled
-        # z[k, i] = bias[k] + Σ_c Σ_t w[k, c, t] · src[c, i + offs[t]] for grid positions lo <= i < hi,
-        # stored (after max(·, 0) when relu) at out[n, k, dest[p]] for i = n·P + p, P = len(dest);
-        # positions with dest[p] < 0 are not outputs
+    def correlate_runs(src, w, offs, bias, relu, runs, run_len, P, out, lo, hi):  # pragma: no cover - compiled
+        # z[k, i] = bias[k] + Σ_c Σ_t w[k, c, t] · src[c, i + offs[t]] for grid positions lo <= i < hi.
+        # The outputs of image n are runs of `run_len` grid positions n·P + runs[r, 0] + j, stored (after
+        # max(·, 0) when relu) at out[n, k, runs[r, 1] + j]; the other positions are not outputs
         K, C, T = w.shape
-        P = dest.shape[0]
         acc = np.empty((K, block), dtype=out.dtype)
-        img = np.empty(block, dtype=np.int64)
-        at = np.empty(block, dtype=np.int64)
         for b0 in range(lo, hi, block):
             m = min(hi, b0 + block) - b0
             for k in range(K):
@@ -97,15 +94,19 @@ def _compile():
                         for i in range(m):
                             o[i] += w0 * x0[i]
                     t += 1
-            for i in range(m):  # where each position of the block goes: image and output index
-                img[i] = (b0 + i) // P
-                at[i] = dest[b0 + i - img[i] * P]
-            for k in range(K):
-                o = acc[k, :m]
-                for i in range(m):
-                    if at[i] >= 0:
-                        v = o[i]
-                        out[img[i], k, at[i]] = v if (v > 0 or not relu) else v * 0
+            for n in range(b0 // P, (b0 + m - 1) // P + 1):  # the images this block touches
+                for r in range(runs.shape[0]):
+                    g0 = n * P + runs[r, 0]
+                    s, e = max(g0, b0), min(g0 + run_len, b0 + m)
+                    if s >= e:
+                        continue
+                    q = runs[r, 1] + s - g0
+                    for k in range(K):
+                        a = acc[k, s - b0:e - b0]
+                        o = out[n, k, q:q + e - s]
+                        for i in range(e - s):
+                            v = a[i]
+                            o[i] = v if (v > 0 or not relu) else v * 0
 
     @numba.njit(nogil=True, fastmath=fast, cache=True)
     def weight_grad_runs(g, base, src, offs, lo, hi, dw, zero):  # pragma: no cover - compiled
@@ -168,11 +169,13 @@ class Geometry:
                                 dtype=np.int64)
         self.reach = int(self.offsets[-1])  # the largest offset: the runs read this far past position L
 
-    def output_map(self) -> np.ndarray:
-        """For each position of one image's padded grid, its index in the (flattened) output, or −1."""
-        where = np.full(self.padded, -1, dtype=np.int64)
-        where[tuple(slice(0, o) for o in self.out_size)] = np.arange(math.prod(self.out_size)).reshape(self.out_size)
-        return where.reshape(-1)
+    def output_runs(self) -> np.ndarray:
+        """(R, 2): where each run of outputs along the last axis starts on one image's padded grid, and
+        its index in the flattened output; every run is `out_size[-1]` long."""
+        lead = list(itertools.product(*(range(o) for o in self.out_size[:-1])))
+        steps = [math.prod(self.padded[a + 1:]) for a in range(len(self.padded))]
+        grid = [sum(i * st for i, st in zip(idx, steps)) for idx in lead]
+        return np.array([[g, r * self.out_size[-1]] for r, g in enumerate(grid)], dtype=np.int64).reshape(-1, 2)
 
     def valid(self, flat: np.ndarray) -> np.ndarray:
         """View (K, N, *O) of the real outputs inside a (K, ≥ L) array laid out on the grid."""
@@ -208,10 +211,10 @@ def forward(x, w, b, pads, dilation, padding_mode, relu):
     wf = np.ascontiguousarray(w.reshape(k, c, -1))
     bias = np.zeros(k, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     y = np.empty((n, k, *out_size), dtype=x.dtype)
-    dest, flat = geo.output_map(), y.reshape(n, k, -1)
+    runs, flat = geo.output_runs(), y.reshape(n, k, -1)
     correlate_runs, _ = _compile()
-    parallel.run(lambda lo, hi: correlate_runs(src, wf, geo.offsets, bias, relu, dest, flat, lo, hi),
-                 geo.chunks(k * x.itemsize))
+    parallel.run(lambda lo, hi: correlate_runs(src, wf, geo.offsets, bias, relu, runs, out_size[-1], geo.plane,
+                                               flat, lo, hi), geo.chunks(k * x.itemsize))
     return y, (src, wf, geo, y if relu else None)
 
 
@@ -242,10 +245,10 @@ def backward(grad, state, x_shape, pads, padding_mode, needs):
     if needs[0]:
         wt = np.ascontiguousarray(wf.transpose(1, 0, 2))  # (C, K, T)
         back = geo.reach - geo.offsets  # dx[j] reads dY[j − off] = gz[j + reach − off]
-        dxp = np.empty((geo.n, c, geo.plane), dtype=dtype)  # every grid position is an input position
-        every = np.arange(geo.plane, dtype=np.int64)
-        parallel.run(lambda lo, hi: correlate_runs(gz, wt, back, np.zeros(c, dtype), False, every, dxp, lo, hi),
-                     geo.chunks(c * src.itemsize))
+        dxp = np.empty((geo.n, c, geo.plane), dtype=dtype)  # every grid position is an input position:
+        whole = np.zeros((1, 2), dtype=np.int64)  # one run per image, the whole grid
+        parallel.run(lambda lo, hi: correlate_runs(gz, wt, back, np.zeros(c, dtype), False, whole, geo.plane,
+                                                   geo.plane, dxp, lo, hi), geo.chunks(c * src.itemsize))
         dx = pad_array_backward(dxp.reshape(geo.n, c, *geo.padded), {2 + a: p for a, p in enumerate(pads)},
                                 padding_mode, x_shape)
     workspace.give(gz)
