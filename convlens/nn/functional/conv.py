@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from convlens import parallel
 from convlens.autograd import Function
-from convlens.nn.functional import col2im, direct, winograd
+from convlens.nn.functional import col2im, direct, winograd, workspace
 from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
 from convlens.nn.shape import conv_output_size, ntuple
@@ -81,14 +81,13 @@ def weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(wg.transpose(0, 3, 2, 1)).reshape(groups, taps * cg, k // groups)
 
 
-def im2col(xp: np.ndarray, out_size, kernel, stride, dilation, groups: int, out=None) -> np.ndarray:
-    """Copy the receptive fields of channels-last `xp` into (G, M, ∏F·C/G) (the one big copy),
-    into `out` when given."""
+def im2col(xp: np.ndarray, out_size, kernel, stride, dilation, groups: int) -> np.ndarray:
+    """Copy the receptive fields of channels-last `xp` into (G, M, ∏F·C/G) (the one big copy), an
+    array from the workspace: hand it back with `workspace.give` once it is used."""
     win = windows(xp, out_size, kernel, stride, dilation)  # (n, *O, *F, C) view
     m = xp.shape[0] * int(np.prod(out_size))
     taps, c = int(np.prod(kernel)), xp.shape[-1]
-    if out is None:
-        out = np.empty((groups, m, taps * (c // groups)), dtype=xp.dtype)
+    out = workspace.take((groups, m, taps * (c // groups)), xp.dtype)
     if groups == 1:
         np.copyto(out[0].reshape(win.shape), win)
     else:
@@ -121,6 +120,7 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
             dest += bias
         if relu:
             np.maximum(dest, 0, out=dest)
+        workspace.give(cols)
 
     parallel.run(work, _batch_chunks(n, positions * rows * groups * xp.itemsize))
     return out
@@ -182,8 +182,11 @@ class ConvNd(Function):
                 cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)
                 gk = gl[lo:hi].reshape(-1, groups, kg)
                 if groups == 1:
-                    return (cols[0].T @ gk[:, 0])[None]
-                return np.matmul(cols.transpose(0, 2, 1), gk.transpose(1, 0, 2))
+                    part = (cols[0].T @ gk[:, 0])[None]
+                else:
+                    part = np.matmul(cols.transpose(0, 2, 1), gk.transpose(1, 0, 2))
+                workspace.give(cols)
+                return part
 
             positions = int(np.prod(out_size))
             gwm = sum(parallel.run(work, _batch_chunks(n, positions * wmat.shape[1] * groups * xp.itemsize)))
@@ -214,10 +217,12 @@ def _input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation, grou
 
     def work(lo, hi):
         gk = gl[lo:hi].reshape(-1, groups, kg).transpose(1, 0, 2)  # (G, m, K/G)
-        dcols = np.matmul(gk, wmat.transpose(0, 2, 1))  # (G, m, ∏F·C/G)
+        buffer = workspace.take((groups, gk.shape[1], rows), gl.dtype)
+        dcols = np.matmul(gk, wmat.transpose(0, 2, 1), out=buffer)  # (G, m, ∏F·C/G)
         if groups > 1:  # per row, taps then channels of all groups: (m, ∏F, G·C/G)
             dcols = np.moveaxis(dcols.reshape(groups, -1, offsets.size, cg), 0, 2)
         col2im.col2im_add(dcols.reshape(-1, offsets.size, groups * cg), bases, offsets, lo, gxp)
+        workspace.give(buffer)
 
     parallel.run(work, _batch_chunks(n, per_item))
     return pad_array_backward(gxp, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
