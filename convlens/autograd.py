@@ -97,10 +97,6 @@ class Function:
     def backward(self, grad: np.ndarray):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def release(self) -> None:
-        """Called once the graph is freed after backward (not with retain_graph): an op may hand its
-        internal scratch arrays back for reuse here (see nn/functional/workspace.py)."""
-
     @classmethod
     def apply(cls, *inputs, **params):
         from convlens.tensor import Tensor
@@ -196,6 +192,5 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
                 grads[key] = grads[key] + g
                 owned.add(key)
         if not retain_graph:
-            ctx.release()
             ctx.saved_tensors = ()
             ctx.released = True
