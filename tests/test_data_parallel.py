@@ -61,6 +61,17 @@ def test_small_batches_and_batch_coupled_models_run_in_one_pass():
     assert not supported(hooked) and SlicedStep(hooked, F.cross_entropy, slices=2).slices == 1
 
 
+def test_a_hook_added_after_construction_sees_every_image(monkeypatch):
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_VALUES", 1)
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_IMAGES", 1)
+    net = _net()
+    step = SlicedStep(net, F.cross_entropy, slices=2)
+    seen = []
+    net[1].register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    step(*_batch(6, np.float32))
+    assert seen == [6]  # one pass over the whole batch, through the hooked model
+
+
 def test_an_error_in_a_slice_reaches_the_caller(monkeypatch):
     monkeypatch.setattr(data_parallel, "MIN_SLICE_VALUES", 1)
     monkeypatch.setattr(data_parallel, "MIN_SLICE_IMAGES", 1)

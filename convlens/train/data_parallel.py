@@ -78,6 +78,8 @@ class SlicedStep:
     def __call__(self, x: Tensor, y: Tensor):
         n = x.shape[0]
         parts = min(self.slices, max(1, n // MIN_SLICE_IMAGES), max(1, x.data.size // MIN_SLICE_VALUES))
+        if parts > 1 and not supported(self.model):  # e.g. a live view hooked the model during training
+            parts = 1
         if parts == 1:
             out = self.model(x)
             loss = self.loss_fn(out, y)
