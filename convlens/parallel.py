@@ -88,9 +88,11 @@ def split(n: int, parts: int) -> list[tuple[int, int]]:
 MIN_BYTES = 256 << 10
 
 
-def batch_ranges(a) -> list[tuple[int, int]]:
-    """Batch ranges of array `a`: one per thread when it is large enough to pay for the pool, else one."""
-    return split(a.shape[0], _threads if a.nbytes >= MIN_BYTES else 1)
+def batch_ranges(a, nbytes: int | None = None) -> list[tuple[int, int]]:
+    """Ranges over the first axis of `a` (an array, or a length): one per thread when the work touches
+    at least MIN_BYTES (``nbytes``, by default the array's size), else one."""
+    n, size = (a, nbytes) if isinstance(a, int) else (a.shape[0], a.nbytes if nbytes is None else nbytes)
+    return split(n, _threads if size >= MIN_BYTES else 1)
 
 
 def run(fn, ranges) -> list:

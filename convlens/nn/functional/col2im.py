@@ -41,14 +41,24 @@ def _compile():
     return _kernel
 
 
+def grid_steps(padded) -> list[int]:
+    """C-order strides, in cells, of the spatial axes of one image's padded grid."""
+    return [math.prod(padded[a + 1:]) for a in range(len(padded))]
+
+
+def tap_offsets(kernel, dilation, padded) -> np.ndarray:
+    """Flat padded-grid offset Σ_a t_a·D_a·step_a of every kernel tap t, in row-major tap order."""
+    steps = grid_steps(padded)
+    return np.array([sum(t * d * st for t, d, st in zip(tap, dilation, steps))
+                     for tap in itertools.product(*(range(f) for f in kernel))], dtype=np.int64)
+
+
 def positions(out_size, kernel, stride, dilation, padded):
     """(bases, offsets): flat padded-grid index of each output position's window start, and of each tap."""
-    steps = [math.prod(padded[a + 1:]) for a in range(len(padded))]
+    steps = grid_steps(padded)
     bases = sum(np.arange(o).reshape([-1 if a == b else 1 for b in range(len(out_size))]) * s * st
                 for a, (o, s, st) in enumerate(zip(out_size, stride, steps)))
-    offsets = [sum(t * d * st for t, d, st in zip(tap, dilation, steps))
-               for tap in itertools.product(*(range(f) for f in kernel))]
-    return np.ascontiguousarray(bases, dtype=np.int64).reshape(-1), np.array(offsets, dtype=np.int64)
+    return np.ascontiguousarray(bases, dtype=np.int64).reshape(-1), tap_offsets(kernel, dilation, padded)
 
 
 def col2im_add(dcols: np.ndarray, bases, offsets, n0: int, gxp: np.ndarray) -> None:

@@ -58,11 +58,6 @@ def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
 CHUNK_BYTES = 4 << 20
 
 
-# The weight gradient copies its im2col blocks again, chunk by chunk, rather than keeping the forward
-# pass's matrix: with the batch in slices on both cores, re-reading kept matrices of up to 32 MB from
-# memory cost more than the second copy into cache (measured: ConvNetJS net batch 64, 2,487 → 2,826
-# img/s without keeping; docs/performance.md).
-
 def _batch_chunks(n: int, bytes_per_item: int):
     """Split the batch into runs of whole items whose im2col block is about CHUNK_BYTES, in a number
     of runs that keeps every thread of the pool busy."""
@@ -152,7 +147,7 @@ class ConvNd(Function):
         ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
         ctx.direct = direct.applies(x.shape[1], w.shape[0], stride, groups, padded, out_size)
         if ctx.direct:  # few input channels: products summed in place, no im2col (direct.py)
-            y, state = direct.forward(x, w, b, pads, dilation, padding_mode, relu)
+            y, state = direct.forward(x, w, b, pads, padded, out_size, dilation, padding_mode, relu)
             ctx.save_for_backward(*state)
             return y
         xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
@@ -176,7 +171,10 @@ class ConvNd(Function):
         gx = gw = gb = None
         if ctx.needs_input_grad[2]:
             gb = column_sums(gl.reshape(-1, k))  # db = Σ over batch and positions of dY
-        if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, accumulated chunk by chunk (cols recomputed, cached)
+        if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, accumulated chunk by chunk
+            # The blocks are copied again rather than kept from the forward pass: with the batch in slices
+            # on both cores, re-reading kept matrices of up to 32 MB from memory cost more than a second
+            # copy into cache (ConvNetJS net batch 64: 2,487 → 2,826 img/s without keeping).
 
             def work(lo, hi):  # this chunk's share of dW
                 cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)

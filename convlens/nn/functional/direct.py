@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from convlens import parallel
-from convlens.nn.functional import workspace
+from convlens.nn.functional import col2im, workspace
 from convlens.nn.functional.padding import pad_array, pad_array_backward
 
 # Beyond this many input channels im2col's GEMM is faster (it reuses each copied value K times in
@@ -163,17 +163,14 @@ class Geometry:
         self.n, self.padded, self.out_size, self.kernel = n, tuple(padded), tuple(out_size), tuple(kernel)
         self.plane = math.prod(padded)
         self.length = n * self.plane
-        steps = [math.prod(padded[a + 1:]) for a in range(len(padded))]  # C-order strides of one image
-        taps = itertools.product(*(range(f) for f in kernel))
-        self.offsets = np.array([sum(t * d * st for t, d, st in zip(tap, dilation, steps)) for tap in taps],
-                                dtype=np.int64)
+        self.offsets = col2im.tap_offsets(kernel, dilation, padded)
         self.reach = int(self.offsets[-1])  # the largest offset: the runs read this far past position L
 
     def output_runs(self) -> np.ndarray:
         """(R, 2): where each run of outputs along the last axis starts on one image's padded grid, and
         its index in the flattened output; every run is `out_size[-1]` long."""
-        lead = list(itertools.product(*(range(o) for o in self.out_size[:-1])))
-        steps = [math.prod(self.padded[a + 1:]) for a in range(len(self.padded))]
+        lead = itertools.product(*(range(o) for o in self.out_size[:-1]))
+        steps = col2im.grid_steps(self.padded)
         grid = [sum(i * st for i, st in zip(idx, steps)) for idx in lead]
         return np.array([[g, r * self.out_size[-1]] for r, g in enumerate(grid)], dtype=np.int64).reshape(-1, 2)
 
@@ -184,19 +181,17 @@ class Geometry:
 
     def chunks(self, bytes_per_position: int):
         """Position ranges of whole images, one per thread when the work is big enough to share."""
-        big = self.length * bytes_per_position >= parallel.MIN_BYTES
         return [(lo * self.plane, hi * self.plane)
-                for lo, hi in parallel.split(self.n, parallel.get_num_threads() if big else 1)]
+                for lo, hi in parallel.batch_ranges(self.n, self.length * bytes_per_position)]
 
 
-def forward(x, w, b, pads, dilation, padding_mode, relu):
-    """Direct convolution of (N, C, *S) `x` with (K, C, *F) `w`: returns (y, state) where y is a
-    C-contiguous (N, K, *O) array and `state` what `backward` needs."""
+def forward(x, w, b, pads, padded, out_size, dilation, padding_mode, relu):
+    """Direct convolution of (N, C, *S) `x` with (K, C, *F) `w` (`padded`: the padded sizes, `out_size`:
+    the output's): returns (y, state) where y is a C-contiguous (N, K, *O) array and `state` what
+    `backward` needs."""
     n, c = x.shape[:2]
     k, kernel = w.shape[0], w.shape[2:]
     xc = np.moveaxis(x, 1, 0)  # (C, N, *S) view
-    padded = tuple(s + p0 + p1 for s, (p0, p1) in zip(x.shape[2:], pads))
-    out_size = tuple(p - d * (f - 1) for p, f, d in zip(padded, kernel, dilation))
     geo = Geometry(n, padded, out_size, kernel, dilation)
     src = np.empty((c, geo.length + geo.reach), dtype=x.dtype)  # (C, L + reach): runs may read past L
     src[:, geo.length:] = 0
