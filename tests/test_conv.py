@@ -273,6 +273,55 @@ def test_direct_float32_with_relu_matches_torch(mode):
         np.testing.assert_allclose(mine.data, ref.detach().numpy(), rtol=1e-4, atol=1e-3)
 
 
+DIRECT_SHAPES = [
+    # (input shape, out channels, kernel, padding, dilation): rows longer than a vector with a short last
+    # slot (19, 13, 17), channel counts that fill no tile exactly (7, 9, 1), a row of exactly 8, 1-d and 3-d
+    ((3, 4, 19), 7, (3,), (1,), (2,)),
+    ((2, 3, 17, 13), 9, (5, 3), (2, 1), (1, 1)),
+    ((2, 6, 14, 14), 16, (5, 5), (0, 0), (1, 1)),
+    ((2, 2, 8, 8), 1, (3, 3), (1, 1), (1, 1)),
+    ((2, 2, 4, 6, 11), 5, (2, 3, 3), (1, 0, 1), (1, 1, 2)),
+]
+
+
+@pytest.mark.parametrize("shape,k,kernel,padding,dilation", DIRECT_SHAPES)
+@pytest.mark.parametrize("mode", ["zeros", "replicate", "reflect", "circular"])
+def test_direct_tiles_match_torch_float64(shape, k, kernel, padding, dilation, mode, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from convlens.nn.functional import direct
+    from convlens.nn.functional.conv import conv
+
+    monkeypatch.setattr(direct, "MIN_USEFUL", 0.0)
+    d = len(kernel)
+    rng = np.random.default_rng(len(shape) * 100 + k)
+    x, w, b = rng.standard_normal(shape), rng.standard_normal((k, shape[1], *kernel)), rng.standard_normal(k)
+    X, W, B = (cl.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = conv(X, W, B, padding=padding, dilation=dilation, padding_mode=mode, activation="relu")
+    assert y._ctx.direct
+    gy = rng.standard_normal(y.shape)
+    y.backward(cl.tensor(gy))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    pad = [p for q in reversed(padding) for p in (q, q)]
+    tp = torch.nn.functional.pad(tx, pad, mode="constant" if mode == "zeros" else mode)
+    ty = torch.relu(getattr(torch.nn.functional, f"conv{d}d")(tp, tw, tb, dilation=dilation))
+    ty.backward(torch.tensor(gy))
+    for mine, ref in ((y, ty), (X.grad, tx.grad), (W.grad, tw.grad), (B.grad, tb.grad)):
+        np.testing.assert_allclose(mine.data, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_direct_tile_shapes_pad_the_least():
+    from convlens.nn.functional import direct
+
+    assert direct.tile_channels(20) in (4, 5) and direct.tile_channels(6) == 6 and direct.tile_channels(16) == 4
+    assert direct.grad_tile(20, 25) == (4, 2) and direct.grad_tile(6, 25) == (3, 3)
+    # a row of 19 outputs: slots of 8, 8 and 3 lanes, padded with an empty slot to a multiple of 2
+    starts, outs, lanes = direct.slots((21,), (19,), (0,), 2)
+    assert lanes.tolist() == [8, 8, 3, 0] and outs.tolist()[:3] == [0, 8, 16] and starts.tolist()[:3] == [0, 8, 16]
+    # the interior of a padded 2-d grid (the input gradient with zero padding): rows start past the border
+    starts, outs, lanes = direct.slots((9, 10), (5, 6), (2, 2), 1)
+    assert starts.tolist() == [2 * 10 + 2 + 10 * r for r in range(5)] and lanes.tolist() == [6] * 5
+
+
 # ---- fused conv + ReLU -----------------------------------------------------------------------------
 
 

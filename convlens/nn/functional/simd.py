@@ -1,0 +1,271 @@
+"""Eight-lane vectors for numba kernels: the register tiles of the direct convolution (direct.py).
+
+A convolution kernel is fast when a tile of outputs stays in CPU registers while the whole sum of
+products over channels and taps is added into it; LLVM does not find such a tile in plain numba loops
+over arrays (it keeps the sums in memory, a load and a store per product). Here a vector of
+`LANES` floats is a numba type of its own (an LLVM ``<8 x float>``, or ``<8 x double>`` for float64
+arrays), and a tile is a tuple of them: a numba local of that type lives in registers, and
+`outer_fma` adds the outer product of two tuples into a tile in one call:
+
+    tile[i·len(b) + j] += a[i] · b[j]        (a, b: tuples of vectors)
+
+Products are emitted as ``fmul`` + ``fadd`` with the ``contract`` flag, which LLVM fuses into FMA
+instructions where the CPU has them (and leaves as two where it does not). No ``nnan``/``ninf``
+flags: NaN and Inf propagate as in NumPy. Tuple lengths are compile-time constants: a literal int,
+or a tuple whose length is the count.
+
+All loads and stores are unaligned and read or write `LANES` consecutive elements of a 1-d
+C-contiguous array: the caller keeps every such run inside the array.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, models, register_model
+
+LANES = 8
+
+_I32 = ir.IntType(32)
+_FLAGS = ("contract",)
+
+
+class Vector(types.Type):
+    """`LANES` values of a float dtype, held as one LLVM vector."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        super().__init__(name=f"Vector{LANES}({dtype})")
+
+
+_vectors: dict = {}
+
+
+def vector_of(dtype) -> Vector:
+    if dtype not in _vectors:
+        _vectors[dtype] = Vector(dtype)
+    return _vectors[dtype]
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(dmm.lookup(fe_type.dtype).get_value_type(), LANES))
+
+
+def _is_vector_array(arr) -> bool:
+    return (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
+            and isinstance(arr.dtype, types.Float))
+
+
+def _literal(n) -> int | None:
+    """A count known when compiling: a literal int, or the length of a tuple (a kernel can take its
+    tile shape as tuples, e.g. ``(0,) * 4``, so that each shape is a distinct, cacheable signature)."""
+    if isinstance(n, types.IntegerLiteral):
+        return n.literal_value
+    if isinstance(n, types.BaseTuple):
+        return len(n)
+    return None
+
+
+def _intp(context, builder, value, ty):
+    """An index argument as a machine-size integer (literal and narrower ints arrive as other types)."""
+    return context.cast(builder, value, ty, types.intp)
+
+
+def _element_pointer(context, builder, aryty, ary, index):
+    data = context.make_array(aryty)(context, builder, ary).data
+    return builder.gep(data, [index], inbounds=True)
+
+
+def _load_vector(context, builder, aryty, ary, index):
+    ptr = _element_pointer(context, builder, aryty, ary, index)
+    vty = context.get_value_type(vector_of(aryty.dtype))
+    return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=aryty.dtype.bitwidth // 8)
+
+
+def _broadcast(builder, scalar, vty):
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), scalar, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+
+
+def _lane_mask(builder, lanes):
+    """<LANES x i1>: lane i < `lanes` (a machine-size integer)."""
+    vty = ir.VectorType(lanes.type, LANES)
+    return builder.icmp_signed("<", ir.Constant(vty, list(range(LANES))), _broadcast(builder, lanes, vty))
+
+
+@intrinsic
+def load(typingctx, arr, i):
+    """The vector arr[i : i + LANES]."""
+    if not _is_vector_array(arr):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _load_vector(context, builder, sig.args[0], args[0], _intp(context, builder, args[1], sig.args[1]))
+
+    return vector_of(arr.dtype)(arr, i), codegen
+
+
+@intrinsic
+def load_many(typingctx, arr, index, first, base, count):
+    """A tuple of `count` vectors: vector j is arr[base + index[first + j] :][:LANES]."""
+    n = _literal(count)
+    if n is None or not _is_vector_array(arr):
+        return None
+    tup = types.UniTuple(vector_of(arr.dtype), n)
+
+    def codegen(context, builder, sig, args):
+        a, idx = args[:2]
+        f, b = (_intp(context, builder, args[i], sig.args[i]) for i in (2, 3))
+        idx_ty = sig.args[1]
+        out = ir.Constant(context.get_value_type(tup), ir.Undefined)
+        for j in range(n):
+            at = builder.add(f, ir.Constant(f.type, j))
+            offset = builder.load(_element_pointer(context, builder, idx_ty, idx, at))
+            pos = builder.add(b, context.cast(builder, offset, idx_ty.dtype, types.intp))
+            out = builder.insert_value(out, _load_vector(context, builder, sig.args[0], a, pos), j)
+        return out
+
+    return tup(arr, index, first, base, count), codegen
+
+
+@intrinsic
+def load_strided(typingctx, arr, i, step, count):
+    """A tuple of `count` vectors: vector j is arr[i + j·step :][:LANES] (one run from each of
+    `count` rows of a matrix whose rows are `step` apart)."""
+    n = _literal(count)
+    if n is None or not _is_vector_array(arr):
+        return None
+    tup = types.UniTuple(vector_of(arr.dtype), n)
+
+    def codegen(context, builder, sig, args):
+        a = args[0]
+        start, st = (_intp(context, builder, args[i], sig.args[i]) for i in (1, 2))
+        out = ir.Constant(context.get_value_type(tup), ir.Undefined)
+        for j in range(n):
+            pos = builder.add(start, builder.mul(st, ir.Constant(st.type, j)))
+            out = builder.insert_value(out, _load_vector(context, builder, sig.args[0], a, pos), j)
+        return out
+
+    return tup(arr, i, step, count), codegen
+
+
+@intrinsic
+def splat(typingctx, arr, i, count, repeat):
+    """A tuple of `count`·`repeat` vectors: vector k·repeat + r has arr[i + k] in every lane."""
+    n, r = _literal(count), _literal(repeat)
+    if n is None or r is None or not _is_vector_array(arr):
+        return None
+    vt = vector_of(arr.dtype)
+    tup = types.UniTuple(vt, n * r)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vt)
+        start = _intp(context, builder, args[1], sig.args[1])
+        out = ir.Constant(context.get_value_type(tup), ir.Undefined)
+        for k in range(n):
+            ptr = _element_pointer(context, builder, sig.args[0], args[0], builder.add(start, ir.Constant(start.type, k)))
+            v = _broadcast(builder, builder.load(ptr), vty)
+            for j in range(r):
+                out = builder.insert_value(out, v, k * r + j)
+        return out
+
+    return tup(arr, i, count, repeat), codegen
+
+
+@intrinsic
+def outer_fma(typingctx, tile, a, b):
+    """tile + a ⊗ b: element i·len(b) + j of the result is tile[i·len(b) + j] + a[i]·b[j]."""
+    if not all(isinstance(t, types.UniTuple) and isinstance(t.dtype, Vector) for t in (tile, a, b)):
+        return None
+    if len(tile) != len(a) * len(b):
+        return None
+    na, nb = len(a), len(b)
+
+    def codegen(context, builder, sig, args):
+        acc, va, vb = args
+        xs = [builder.extract_value(va, i) for i in range(na)]
+        ys = [builder.extract_value(vb, j) for j in range(nb)]
+        for i in range(na):
+            for j in range(nb):
+                k = i * nb + j
+                s = builder.fadd(builder.extract_value(acc, k), builder.fmul(xs[i], ys[j], flags=_FLAGS), flags=_FLAGS)
+                acc = builder.insert_value(acc, s, k)
+        return acc
+
+    return tile(tile, a, b), codegen
+
+
+@intrinsic
+def mask_lanes(typingctx, vectors, lanes):
+    """The tuple `vectors` with every lane i >= `lanes` set to zero."""
+    if not (isinstance(vectors, types.UniTuple) and isinstance(vectors.dtype, Vector)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        tup = args[0]
+        keep = _lane_mask(builder, _intp(context, builder, args[1], sig.args[1]))
+        vty = context.get_value_type(sig.args[0].dtype)
+        zero = ir.Constant(vty, None)
+        for j in range(len(sig.args[0])):
+            tup = builder.insert_value(tup, builder.select(keep, builder.extract_value(tup, j), zero), j)
+        return tup
+
+    return vectors(vectors, lanes), codegen
+
+
+@intrinsic
+def relu(typingctx, v):
+    """max(v, 0) per lane, with NaN kept (v·0 where not v > 0, as the engine's other ReLUs)."""
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        x = args[0]
+        zero = ir.Constant(x.type, None)
+        return builder.select(builder.fcmp_ordered(">", x, zero), x, builder.fmul(x, zero))
+
+    return v(v), codegen
+
+
+@intrinsic
+def store(typingctx, arr, i, v):
+    """arr[i : i + LANES] = v."""
+    if not _is_vector_array(arr) or not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], _intp(context, builder, args[1], sig.args[1]))
+        builder.store(args[2], builder.bitcast(ptr, args[2].type.as_pointer()), align=sig.args[0].dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.none(arr, i, v), codegen
+
+
+@intrinsic
+def lane(typingctx, v, i):
+    """Element i of vector v."""
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], builder.trunc(_intp(context, builder, args[1], sig.args[1]), _I32))
+
+    return v.dtype(v, i), codegen
+
+
+@intrinsic
+def add_into(typingctx, arr, i, v):
+    """arr[i : i + LANES] += v."""
+    if not _is_vector_array(arr) or not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        at = _intp(context, builder, args[1], sig.args[1])
+        ptr = builder.bitcast(_element_pointer(context, builder, sig.args[0], args[0], at), args[2].type.as_pointer())
+        align = sig.args[0].dtype.bitwidth // 8
+        builder.store(builder.fadd(builder.load(ptr, align=align), args[2]), ptr, align=align)
+        return context.get_dummy_value()
+
+    return types.none(arr, i, v), codegen
