@@ -322,6 +322,32 @@ def test_direct_tile_shapes_pad_the_least():
     assert starts.tolist() == [2 * 10 + 2 + 10 * r for r in range(5)] and lanes.tolist() == [6] * 5
 
 
+@pytest.mark.parametrize("shape,stride", [((3, 4, 5, 5), 1), ((2, 3, 6), 2), ((2, 2, 3, 4, 2), 1)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_kernel_covering_the_input_is_a_dense_layer(shape, stride, relu):
+    """LeNet-5's conv3: a 5×5 kernel on a 5×5 map has one output per image, y = x·Wᵀ + b."""
+    torch = pytest.importorskip("torch")
+    from convlens.nn.functional.conv import conv
+
+    rng = np.random.default_rng(len(shape))
+    x, w, b = rng.standard_normal(shape), rng.standard_normal((7, *shape[1:])), rng.standard_normal(7)
+    X, W, B = (cl.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = conv(X, W, B, stride=stride, activation="relu" if relu else None)
+    assert y._ctx.dense and not y._ctx.direct and y.shape == (shape[0], 7) + (1,) * (len(shape) - 2)
+    gy = rng.standard_normal(y.shape)
+    y.backward(cl.tensor(gy))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = getattr(torch.nn.functional, f"conv{len(shape) - 2}d")(tx, tw, tb, stride=stride)
+    ty = torch.relu(ty) if relu else ty
+    ty.backward(torch.tensor(gy))
+    for mine, ref in ((y, ty), (X.grad, tx.grad), (W.grad, tw.grad), (B.grad, tb.grad)):
+        np.testing.assert_allclose(mine.data, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+    assert gradcheck(lambda x, w, b: conv(x, w, b, stride=stride, activation="relu" if relu else None),
+                     [_t(x), _t(w), _t(b)], max_checks=30)
+    # padding makes more than one window: not dense
+    assert not conv2d(cl.randn(1, 2, 5, 5), cl.randn(3, 2, 5, 5, requires_grad=True), padding=1)._ctx.dense
+
+
 # ---- fused conv + ReLU -----------------------------------------------------------------------------
 
 

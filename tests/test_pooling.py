@@ -289,7 +289,8 @@ def test_fast_2x2_path_is_taken_only_where_it_applies():
     assert not P.max_pool2d(channels_last, 2)._ctx.fast  # strided input: the general code
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5)])  # even, and odd sizes (last row/column dropped)
+# even and odd sizes (last row/column dropped); rows of 16+ windows take the vector loop, with a scalar tail
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5), (2, 3, 4, 40), (1, 2, 5, 35), (1, 1, 2, 16)])
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_fast_2x2_matches_the_general_code(shape, kind):
     op = P.max_pool2d if kind == "max" else P.avg_pool2d
@@ -305,6 +306,27 @@ def test_fast_2x2_matches_the_general_code(shape, kind):
         results.append((y.data, x.grad.data))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_2x2_max_nan_and_ties_in_the_vector_loop(dtype):
+    """One window per case across a row of 8 windows (the vector loop): a NaN in each cell position wins,
+    and ties go to the first cell in row-major order."""
+    x = np.zeros((1, 1, 2, 16), dtype=dtype)
+    x[0, 0, 0, 2 * 1] = np.nan  # window 1: NaN at (0, 0)
+    x[0, 0, 1, 2 * 2 + 1] = np.nan  # window 2: NaN at (1, 1), after a larger value
+    x[0, 0, 0, 2 * 2] = 5
+    x[0, 0, :, 2 * 3:2 * 3 + 2] = 7  # window 3: four tied cells
+    x[0, 0, 1, 2 * 4] = 3  # window 4: maximum at (1, 0)
+    t = leaf(x)
+    y = P.max_pool2d(t, 2)
+    assert y._ctx.fast
+    y.backward(np.arange(1, 9, dtype=dtype).reshape(1, 1, 1, 8))
+    assert np.isnan(y.data[0, 0, 0, [1, 2]]).all() and y.data[0, 0, 0, [0, 3, 4]].tolist() == [0, 7, 3]
+    grad = t.grad.data[0, 0]
+    assert grad[0, 2] == 2 and grad[1, 5] == 3 and grad[0, 4] == 0  # the NaN cells get the gradient
+    assert grad[:, 6:8].tolist() == [[4, 0], [0, 0]] and grad[1, 8] == 5 and grad[0, 0] == 1
+    assert grad.sum() == sum(range(1, 9))
 
 
 def test_fast_2x2_max_ties_and_nan_in_2d():

@@ -121,6 +121,13 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
     return out
 
 
+def _covers_input(spatial, kernel, pads, dilation, groups) -> bool:
+    """Whether one window covers the whole unpadded input (LeNet-5's 5×5 kernel on a 5×5 map): then
+    the convolution is the fully-connected layer y = x·Wᵀ + b on the flattened input."""
+    return (groups == 1 and not any(p0 or p1 for p0, p1 in pads) and all(d == 1 for d in dilation)
+            and tuple(kernel) == tuple(spatial))
+
+
 def _relu_grad(grad_cl: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dL/d(pre-activation) = dL/dy · [y > 0], in parallel over the batch."""
     out = np.empty(y.shape, dtype=grad_cl.dtype)
@@ -145,8 +152,18 @@ class ConvNd(Function):
         out_size = tuple(conv_output_size(p, f, s, 0, dl) for p, f, s, dl in zip(padded, kernel, stride, dilation))
         relu = activation == "relu"
         ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
-        ctx.direct = direct.applies(x.shape[1], w.shape[0], stride, groups, padded, out_size)
-        if ctx.direct:  # few input channels: products summed in place, no im2col (direct.py)
+        ctx.dense = _covers_input(x.shape[2:], kernel, pads, dilation, groups)
+        ctx.direct = not ctx.dense and direct.applies(x.shape[1], w.shape[0], stride, groups, padded, out_size)
+        if ctx.dense:  # the kernel covers the whole input: a fully-connected layer, y = x·Wᵀ + b
+            xf, wf = x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1)  # (N, C·∏S), (K, C·∏F): same order
+            y = xf @ wf.T
+            if b is not None:
+                y += b
+            if relu:
+                np.maximum(y, 0, out=y)
+            ctx.save_for_backward(xf, wf, y if relu else None)
+            return y.reshape(y.shape + (1,) * len(out_size))
+        if ctx.direct:  # few channels: products summed in registers, no im2col (direct.py)
             y, state = direct.forward(x, w, b, pads, padded, out_size, dilation, padding_mode, relu)
             ctx.save_for_backward(*state)
             return y
@@ -158,6 +175,16 @@ class ConvNd(Function):
 
     def backward(ctx, grad):
         x_shape, out_size, stride, pads, dilation, groups, padding_mode = ctx.geom
+        if ctx.dense:  # y = x·Wᵀ + b: dx = dY·W, dW = dYᵀ·x, db = Σ dY
+            xf, wf, y = ctx.saved_tensors
+            g = grad.reshape(grad.shape[0], -1)
+            if y is not None:  # fused ReLU
+                g = g * (y > 0)
+            gx = (g @ wf).reshape(x_shape) if ctx.needs_input_grad[0] else None
+            # the kernel has the input's shape: W is (K, C, *S)
+            gw = (g.T @ xf).reshape(g.shape[1], *x_shape[1:]) if ctx.needs_input_grad[1] else None
+            gb = column_sums(g) if ctx.needs_input_grad[2] else None
+            return gx, gw, gb
         if ctx.direct:
             return direct.backward(grad, ctx.saved_tensors, x_shape, pads, padding_mode, ctx.needs_input_grad)
         xp, w, wmat, y = ctx.saved_tensors

@@ -73,10 +73,9 @@ class MaxPoolNd(Function):
     def forward(ctx, x, window: PoolWindow):
         ctx.window, ctx.in_shape = window, x.shape
         ctx.fast = fastpool.applies(x, window)
-        if ctx.fast:  # 2×2/2 windows on a C-contiguous input: one compiled pass that also records each winner
-            out, arg = fastpool.max_pool(x)
-            ctx.save_for_backward(arg)
-            return out
+        if ctx.fast:  # 2×2/2 windows on a C-contiguous input: one compiled pass
+            ctx.save_for_backward(x)
+            return fastpool.max_pool(x)
         xp = window.pad(x, _lowest(x.dtype))
         out = np.empty_like(xp, shape=x.shape[:2] + window.out)  # keeps the input's memory order
 
@@ -97,7 +96,7 @@ class MaxPoolNd(Function):
         # a position that is the maximum of several overlapping windows receives the sum of their gradients
         window = ctx.window
         if ctx.fast:
-            return fastpool.max_pool_backward(grad, ctx.saved_tensors[0], ctx.in_shape)
+            return fastpool.max_pool_backward(grad, ctx.saved_tensors[0])
         xp, out = ctx.saved_tensors
         gp = np.zeros_like(xp, dtype=grad.dtype)
 

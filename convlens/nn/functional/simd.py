@@ -269,3 +269,113 @@ def add_into(typingctx, arr, i, v):
         return context.get_dummy_value()
 
     return types.none(arr, i, v), codegen
+
+
+# ---- element-wise operations and lane shuffles (the compiled 2×2 pooling, fastpool.py) ------------
+
+
+def _is_vector(*ts) -> bool:
+    return all(isinstance(t, Vector) for t in ts)
+
+
+def _shuffle(builder, a, b, order):
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, LANES), order))
+
+
+@intrinsic
+def deinterleave(typingctx, a, b):
+    """(even, odd): the even-indexed and the odd-indexed elements of the 2·LANES values a, b."""
+    if not _is_vector(a, b):
+        return None
+    tup = types.UniTuple(a, 2)
+
+    def codegen(context, builder, sig, args):
+        even = _shuffle(builder, args[0], args[1], list(range(0, 2 * LANES, 2)))
+        odd = _shuffle(builder, args[0], args[1], list(range(1, 2 * LANES, 2)))
+        return context.make_tuple(builder, sig.return_type, [even, odd])
+
+    return tup(a, b), codegen
+
+
+@intrinsic
+def interleave(typingctx, a, b):
+    """(lo, hi): a[0] b[0] a[1] b[1] … as two vectors (the inverse of `deinterleave`)."""
+    if not _is_vector(a, b):
+        return None
+    tup = types.UniTuple(a, 2)
+
+    def codegen(context, builder, sig, args):
+        half = LANES // 2
+        lo = _shuffle(builder, args[0], args[1], [i // 2 + (i % 2) * LANES for i in range(LANES)])
+        hi = _shuffle(builder, args[0], args[1], [half + i // 2 + (i % 2) * LANES for i in range(LANES)])
+        return context.make_tuple(builder, sig.return_type, [lo, hi])
+
+    return tup(a, b), codegen
+
+
+@intrinsic
+def add(typingctx, a, b):
+    """a + b per lane."""
+    if not _is_vector(a, b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1])
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def scale(typingctx, v, s):
+    """v · s per lane, s a scalar."""
+    if not _is_vector(v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(args[0], _broadcast(builder, context.cast(builder, args[1], sig.args[1], v.dtype), args[0].type))
+
+    return v(v, s), codegen
+
+
+@intrinsic
+def take_max(typingctx, best, at, v, code):
+    """Running maximum with its position, per lane: where v > best, or v is NaN and best is not (NaN
+    wins, as PyTorch's max pooling), (best, at) becomes (v, code); ties keep the earlier value."""
+    if not _is_vector(best, at, v):
+        return None
+    tup = types.UniTuple(best, 2)
+
+    def codegen(context, builder, sig, args):
+        b, a, x = args[:3]
+        c = _broadcast(builder, context.cast(builder, args[3], sig.args[3], best.dtype), x.type)
+        newer = builder.or_(builder.fcmp_ordered(">", x, b),
+                            builder.and_(builder.fcmp_unordered("uno", x, x), builder.fcmp_ordered("ord", b, b)))
+        return context.make_tuple(builder, sig.return_type, [builder.select(newer, x, b), builder.select(newer, c, a)])
+
+    return tup(best, at, v, code), codegen
+
+
+@intrinsic
+def where_equal(typingctx, at, code, v):
+    """v where at == code, else v·0, per lane."""
+    if not _is_vector(at, v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a, x = args[0], args[2]
+        c = _broadcast(builder, context.cast(builder, args[1], sig.args[1], at.dtype), a.type)
+        return builder.select(builder.fcmp_ordered("==", a, c), x, builder.fmul(x, ir.Constant(x.type, None)))
+
+    return v(at, code, v), codegen
+
+
+@intrinsic
+def fill(typingctx, like, s):
+    """A vector of `like`'s type with s in every lane."""
+    if not _is_vector(like):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _broadcast(builder, context.cast(builder, args[1], sig.args[1], like.dtype), args[0].type)
+
+    return like(like, s), codegen
