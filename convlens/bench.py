@@ -159,7 +159,14 @@ def _torch_step(net, opt, x, y):
     return step
 
 
+# Idle time before each timed block: BLAS and OpenMP worker threads keep spinning for a while after
+# their last parallel region (OpenBLAS for up to ~0.1 s), and would otherwise take a core from the
+# side timed next.
+SETTLE_SECONDS = 0.15
+
+
 def _timed(step, iters: int) -> float:
+    time.sleep(SETTLE_SECONDS)
     t = time.perf_counter()
     for _ in range(iters):
         step()

@@ -30,11 +30,12 @@ from convlens.tensor import Tensor
 _BATCH_COUPLED = ("BatchNorm", "Dropout")
 
 # A slice must hold at least this many images and input values: below that the per-op Python work of
-# the threads contends for the interpreter lock and slicing loses. Measured (2 threads, img/s, one pass
-# → slices): LeNet-5 batch 16: 4,215 → 3,251, batch 32: 6,882 → 4,973, batch 64: 6,310 → 7,468;
-# ConvNetJS net batch 16: 1,857 → 1,720, batch 32: 1,531 → 2,138.
+# the threads contends for the interpreter lock and slicing loses. Measured with the register-tile
+# convolution, interleaved with PyTorch (img/s, one pass → slices): LeNet-5 batch 64 (25,088 values
+# per slice): 9,588 → 7,731 and 9,786 → 8,489; batch 128: 10,236 → 10,831 and 9,895 → 10,990;
+# ConvNetJS net batch 32 (49,152 values per slice): 2,514 → 2,551 and 2,559 → 2,520.
 MIN_SLICE_IMAGES = 16
-MIN_SLICE_VALUES = 16384
+MIN_SLICE_VALUES = 32768
 
 
 def supported(model) -> bool:

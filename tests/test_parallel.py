@@ -1,0 +1,49 @@
+"""Ops split over convlens's thread pool give the results of one range (the pool only reorders work)."""
+
+import numpy as np
+import pytest
+
+import convlens as cl
+from convlens import parallel
+from convlens.nn.functional import winograd
+from convlens.nn.functional.conv import conv
+from convlens.nn.functional.pooling import avg_pool2d, max_pool2d
+
+
+def _run(threads, fn, arrays):
+    parallel.set_num_threads(threads)
+    try:
+        leaves = [cl.tensor(a, requires_grad=True) for a in arrays]
+        y = fn(*leaves)
+        y.backward(cl.tensor(np.cos(np.arange(y.data.size)).reshape(y.shape).astype(y.dtype)))
+        return [y.data] + [t.grad.data for t in leaves]
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
+
+
+CASES = {
+    # name: (function of the tensors, shapes); direct tiles, im2col + GEMM, Winograd, and both 2×2 poolings
+    "direct": (lambda x, w: conv(x, w, padding=2, activation="relu"), [(6, 3, 20, 20), (8, 3, 5, 5)]),
+    "im2col": (lambda x, w: conv(x, w, stride=2, padding=1), [(6, 40, 12, 12), (40, 40, 3, 3)]),
+    "winograd": (lambda x, w: conv(x, w, padding=1), [(4, winograd.MIN_CHANNELS, 8, 8),
+                                                     (winograd.MIN_CHANNELS, winograd.MIN_CHANNELS, 3, 3)]),
+    "max_pool": (lambda x: max_pool2d(x, 2), [(6, 4, 20, 36)]),
+    "avg_pool": (lambda x: avg_pool2d(x, 2), [(6, 4, 20, 36)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_split_ops_match_one_range(name, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)  # split even small arrays over the threads
+    fn, shapes = CASES[name]
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(s) for s in shapes]  # float64: only the order of sums may differ
+    if name == "direct":
+        assert fn(*[cl.tensor(a, requires_grad=True) for a in arrays])._ctx.direct
+    one = _run(1, fn, arrays)
+    widths, run = [], parallel.run
+    monkeypatch.setattr(parallel, "run", lambda f, ranges: widths.append(len(ranges)) or run(f, ranges))
+    split = _run(2, fn, arrays)
+    assert max(widths) == 2  # the op really was split
+    for a, b in zip(one, split):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
