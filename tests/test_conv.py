@@ -313,13 +313,15 @@ def test_direct_tile_shapes_pad_the_least():
     from convlens.nn.functional import direct
 
     assert direct.tile_channels(20) in (4, 5) and direct.tile_channels(6) == 6 and direct.tile_channels(16) == 4
-    assert direct.grad_tile(20, 25) == (4, 2) and direct.grad_tile(6, 25) == (3, 3)
+    assert direct.grad_tile(20, 25) == (3, 3) and direct.grad_tile(6, 25) == (1, 9)  # (kv, m): 24 channels, 8
+    assert direct.grad_tile(16, 25) == (2, 5) and direct.grad_tile(32, 9) == (2, 5)
     # a row of 19 outputs: slots of 8, 8 and 3 lanes, padded with an empty slot to a multiple of 2
     starts, outs, lanes = direct.slots((21,), (19,), (0,), 2)
     assert lanes.tolist() == [8, 8, 3, 0] and outs.tolist()[:3] == [0, 8, 16] and starts.tolist()[:3] == [0, 8, 16]
     # the interior of a padded 2-d grid (the input gradient with zero padding): rows start past the border
     starts, outs, lanes = direct.slots((9, 10), (5, 6), (2, 2), 1)
     assert starts.tolist() == [2 * 10 + 2 + 10 * r for r in range(5)] and lanes.tolist() == [6] * 5
+    assert direct.row_starts((9, 10), (5, 6), (2, 2)).tolist() == starts.tolist()
 
 
 @pytest.mark.parametrize("shape,stride", [((3, 4, 5, 5), 1), ((2, 3, 6), 2), ((2, 2, 3, 4, 2), 1)])

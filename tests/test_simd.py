@@ -37,23 +37,23 @@ def test_outer_fma_sums_outer_products(dtype):
 
 
 @numba.njit
-def _gather_mask_relu(x, index, m, out):
-    vs = simd.mask_lanes(simd.load_many(x, index, 0, 1, (0, 0)), m)
+def _gather_relu_store(x, index, out):
+    vs = simd.load_many(x, index, 0, 1, (0, 0))
     simd.store(out, 0, simd.relu(vs[0]))
     simd.store(out, LANES, vs[1])
     simd.add_into(out, LANES, vs[1])
+    b = simd.splat_many(x, index, 0, 1, (0, 0))
+    for i in range(LANES):
+        out[2 * LANES + i] = simd.lane(b[1], i)
 
 
-def test_load_many_mask_lanes_relu_store():
+def test_load_many_splat_many_relu_store():
     x = np.arange(-20, 20, dtype=np.float32)
     x[3] = np.nan
-    out = np.zeros(2 * LANES, dtype=np.float32)
-    _gather_mask_relu(x, np.array([0, 17]), 5, out)
-    first = x[1:1 + LANES].copy()
-    first[5:] = 0
-    expect_relu = np.where(first > 0, first, first * 0)  # NaN stays NaN, negatives become 0
-    np.testing.assert_array_equal(out[:LANES], expect_relu)
+    out = np.zeros(3 * LANES, dtype=np.float32)
+    _gather_relu_store(x, np.array([0, 17]), out)
+    first = x[1:1 + LANES]
+    np.testing.assert_array_equal(out[:LANES], np.where(first > 0, first, first * 0))  # NaN stays, negatives → 0
     assert np.isnan(out[2])
-    second = x[18:18 + LANES].copy()
-    second[5:] = 0
-    np.testing.assert_array_equal(out[LANES:], 2 * second)
+    np.testing.assert_array_equal(out[LANES:2 * LANES], 2 * x[18:18 + LANES])
+    np.testing.assert_array_equal(out[2 * LANES:], np.full(LANES, x[18]))

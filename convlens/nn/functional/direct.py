@@ -15,9 +15,10 @@ slots — is held in registers while the whole sum over channels and taps is add
     y[k, i..i+7] = b[k] + Σ_c Σ_t  w[k, c, t] · src[c, i+off_t .. i+off_t+7]
 
 The same tiles give the input gradient, a correlation of dY laid out on the padded input's grid
-(zeros elsewhere, `reach` zeros in front) with the transposed kernel and offsets reach − off_t, and
-the weight gradient, whose tile is `kb` output channels × `tb` taps of one input channel, summed
-over every output position:
+(zeros elsewhere, `reach` zeros in front) with the transposed kernel and offsets reach − off_t. The
+weight gradient is a sum over output positions; its tile holds `m` taps of one input channel × `kv`
+vectors of output channels, and each position adds m broadcast inputs times kv vectors of a
+channels-last copy of dY (so rows of any length fill every lane):
 
     dx_pad[c, j] = Σ_k Σ_t  w[k, c, t] · dy[k, j − off_t]        dw[k, c, t] = Σ_i  dy[k, i] · src[c, i + off_t]
 
@@ -37,6 +38,7 @@ import numpy as np
 
 from convlens import parallel
 from convlens.nn.functional import col2im, workspace
+from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import pad_array, pad_array_backward
 from convlens.nn.functional.simd import LANES
 
@@ -48,16 +50,13 @@ MAX_OUT_CHANNELS = 32
 MIN_USEFUL = 0.5
 
 # Tile shapes, within AVX2's 16 vector registers: accumulators plus the operands of one step.
-# Forward and input gradient: kb output channels × NV slots (2·kb + 2 + 1 registers), kb chosen per
-# layer from TILE_CHANNELS to waste the fewest padded channels. Weight gradient: kb channels × tb taps
-# (kb·tb + kb + tb registers), one of GRAD_TILES chosen the same way; (4, 3) would need 19 and ran at
-# half the speed of (4, 2) and (3, 3).
+# Forward and input gradient: kb output channels × NV slots of positions (kb·NV accumulators, NV
+# loaded vectors, kb broadcast weights), kb chosen per layer from TILE_CHANNELS to waste the fewest
+# padded channels. Weight gradient: m taps × kv vectors of output channels (GRAD_TILES as (kv, m)),
+# chosen by `grad_tile`.
 NV = 2
 TILE_CHANNELS = (4, 6, 5, 3, 2)
-GRAD_TILES = ((4, 2), (3, 3))
-# Images per pass of the weight-gradient kernel: their dY and input rows stay in L2 while every
-# (channel, tap) tile runs over them.
-GRAD_GROUP_BYTES = 192 << 10
+GRAD_TILES = ((2, 5), (3, 3), (1, 9))
 
 _kernels = None
 
@@ -69,7 +68,7 @@ def _compile():
     if _kernels is None:
         from convlens.nn.functional import direct_kernels
 
-        _kernels = (direct_kernels.correlate_tiles, direct_kernels.weight_grad_tiles)
+        _kernels = direct_kernels
     return _kernels
 
 
@@ -88,8 +87,15 @@ def tile_channels(k: int) -> int:
 
 
 def grad_tile(k: int, taps: int) -> tuple[int, int]:
-    """The weight-gradient tile (kb, tb) that pads `k` channels × `taps` taps the least."""
-    return min(GRAD_TILES, key=lambda kt: -(-k // kt[0]) * kt[0] * -(-taps // kt[1]) * kt[1])
+    """The weight-gradient tile (kv, m) for `k` channels and `taps` taps: the fewest loads per step
+    over the padded work, (kv + m) loads per kv·m products of kv·LANES channels × m taps each.
+    Measured (GFLOP/s, one thread): the ConvNetJS net's 3 → 16 layer 54 → 95 with (2, 5) against the
+    slot tiles this replaced, its 20 → 20 layers 64 → 75 with (3, 3), LeNet-5's 6 → 16 layer 30 → 100."""
+    def cost(tile):
+        kv, m = tile
+        return -(-k // (kv * LANES)) * kv * LANES * -(-taps // m) * m * (kv + m) / (kv * m)
+
+    return min(GRAD_TILES, key=cost)
 
 
 def weight_blocks(wf: np.ndarray, kb: int) -> np.ndarray:
@@ -102,16 +108,22 @@ def weight_blocks(wf: np.ndarray, kb: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=256)
-def slots(padded: tuple, box: tuple, origin: tuple, nv: int):
-    """(starts, outs, lanes) of the slots covering a box of positions of one image's padded grid: the
-    box's sizes `box` start at grid index `origin`. Slot s holds lanes[s] ≤ LANES neighbours along the
-    last axis from grid position starts[s], which are elements outs[s] … of the box flattened. Padded
-    with empty slots to a multiple of `nv`."""
+def row_starts(padded: tuple, box: tuple, origin: tuple) -> np.ndarray:
+    """Grid index of the first cell of every row (along the last axis) of a box of positions of one
+    image's padded grid: the box's sizes `box` start at grid index `origin`; rows in C order."""
     steps = col2im.grid_steps(padded)
+    return np.array([sum((i + o) * st for i, o, st in zip(lead, origin, steps)) + origin[-1]
+                     for lead in itertools.product(*(range(b) for b in box[:-1]))], dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=256)
+def slots(padded: tuple, box: tuple, origin: tuple, nv: int):
+    """(starts, outs, lanes) of the slots covering a box of positions (see `row_starts`). Slot s holds
+    lanes[s] ≤ LANES neighbours along the last axis from grid position starts[s], which are elements
+    outs[s] … of the box flattened. Padded with empty slots to a multiple of `nv`."""
     row = box[-1]
     starts, outs, lanes = [], [], []
-    for r, lead in enumerate(itertools.product(*(range(b) for b in box[:-1]))):
-        g = sum((i + o) * st for i, o, st in zip(lead, origin, steps)) + origin[-1]
+    for r, g in enumerate(row_starts(padded, box, origin).tolist()):
         for j in range(0, row, LANES):
             starts.append(g + j)
             outs.append(r * row + j)
@@ -158,7 +170,7 @@ def _correlate(src, wf, offsets, bias, geo, box, origin, out, relu):
     if bias is not None:
         bias_p[:k] = bias
     starts, outs, lanes = slots(geo.padded, tuple(box), tuple(origin), NV)
-    correlate_tiles, _ = _compile()
+    correlate_tiles = _compile().correlate_tiles
     flat = out.reshape(out.shape[0], k, -1)
     shape = ((0,) * kb, (0,) * NV)
     parallel.run(lambda lo, hi: correlate_tiles(src, wb, offsets, bias_p, starts, outs, lanes, geo.plane, flat, relu,
@@ -191,66 +203,63 @@ def backward(grad, state, x_shape, pads, padding_mode, needs):
     k, c, taps = wf.shape
     n, dtype = geo.n, src.dtype
     q = math.prod(geo.out_size)
-    # dL/dz (after the fused ReLU's mask) as (N, kp, q), kp a multiple of the weight tile's height
+    # dL/dz (after the fused ReLU's mask) channels-last, (N, q, kp): kp pads the channels to whole
+    # vectors of the weight gradient's tile
     tile = grad_tile(k, taps)
-    kp = -(-k // tile[0]) * tile[0]
-    buffer = workspace.take((n * kp * q + LANES,), dtype)  # LANES behind: a row's last slot reads past it
-    dz = buffer[:n * kp * q].reshape(n, kp, q)
-    g = grad.reshape(n, k, q)
-    if y is not None:  # fused ReLU: dL/dz = dL/dy · [y > 0]
-        np.multiply(g, y.reshape(n, k, q) > 0, out=dz[:, :k])
-    else:
-        np.copyto(dz[:, :k], g)
-    dz[:, k:] = 0
-    buffer[n * kp * q:] = 0
+    kp = -(-k // (tile[0] * LANES)) * tile[0] * LANES
+    dzc = workspace.take((n, q, kp), dtype)
+    g = np.ascontiguousarray(grad).reshape(n, k, q)
+    kernels = _compile()
+    parallel.run(lambda lo, hi: kernels.channels_last_grad(g, g if y is None else y.reshape(n, k, q), y is not None,
+                                                           dzc, lo, hi), geo.ranges(2 * k * q * dtype.itemsize))
     dx = dw = db = None
     if needs[2]:
-        db = dz[:, :k].sum(axis=(0, 2))
+        db = column_sums(dzc.reshape(-1, kp))[:k]  # Σ over batch and positions
     if needs[1]:
-        dw = _weight_grad(buffer, kp, q, src, geo, c, taps, tile)[:k]
+        dw = _weight_grad(dzc, src, geo, tile)[:k]
     if needs[0]:
-        dx = _input_grad(dz[:, :k], wf, geo, x_shape, pads, padding_mode)
-    workspace.give(buffer)
+        gz = geo.grid(k, dtype, front=geo.reach)  # dL/dz on the padded grid, `reach` zeros in front
+        rows = row_starts(geo.padded, geo.out_size, (0,) * len(geo.out_size))
+        parallel.run(lambda lo, hi: kernels.grid_grad(dzc, gz, geo.reach, rows, geo.out_size[-1], geo.plane, lo, hi),
+                     geo.ranges(2 * k * q * dtype.itemsize))
+        dx = _input_grad(gz, wf, geo, x_shape, pads, padding_mode)
+    workspace.give(dzc)
     return dx, dw, db
 
 
-def _weight_grad(buffer, kp, q, src, geo, c, taps, tile):
-    """dW (kp, C, *F) from dL/dz in `buffer` ((N, kp, q) flat) and the gridded input `src`, in tiles of
-    `tile` = (channels, taps)."""
-    kb, tb = tile
-    tp = -(-taps // tb) * tb
+def _weight_grad(dzc, src, geo, tile):
+    """dW (kp, C, *F) from the channels-last dL/dz `dzc` (N, q, kp) and the gridded input `src`, in tiles
+    of `tile` = (kv, m) (see `weight_grad_tiles`)."""
+    kv, m = tile
+    kp, c, taps = dzc.shape[-1], src.shape[0], geo.offsets.size
+    tp = -(-taps // m) * m
     offs = np.concatenate([geo.offsets, np.full(tp - taps, geo.offsets[-1], dtype=np.int64)])
-    starts, outs, lanes = slots(geo.padded, geo.out_size, (0,) * len(geo.out_size), 1)
-    per_image = (kp * q + c * geo.plane) * src.itemsize
-    group = max(1, GRAD_GROUP_BYTES // per_image)
-    _, weight_grad_tiles = _compile()
-    zero = np.zeros(kb, dtype=src.dtype)
+    rows = row_starts(geo.padded, geo.out_size, (0,) * len(geo.out_size))
+    weight_grad_tiles = _compile().weight_grad_tiles
+    flat, zero = dzc.reshape(-1), np.zeros(m, dtype=src.dtype)
 
     def part(lo, hi):
-        dwv = np.zeros(kp * c * tp * LANES, dtype=src.dtype)
-        weight_grad_tiles(buffer, q, kp, src, offs, starts, outs, lanes, geo.plane, dwv, zero, lo, hi, group,
-                          (0,) * kb, (0,) * tb)
+        dwv = np.zeros(c * tp * kp, dtype=src.dtype)
+        weight_grad_tiles(flat, src, offs, rows, geo.out_size[-1], geo.plane, dwv, zero, lo, hi, (0,) * kv, (0,) * m)
         return dwv
 
-    dwv = sum(parallel.run(part, geo.ranges((kp + c) * q * src.itemsize)))
-    return dwv.reshape(kp, c, tp, LANES)[:, :, :taps].sum(axis=-1).reshape(kp, c, *geo.kernel)
+    dwv = sum(parallel.run(part, geo.ranges((kp + c) * dzc.shape[1] * src.itemsize)))
+    return np.moveaxis(dwv.reshape(c, tp, kp)[:, :taps], -1, 0).reshape(kp, c, *geo.kernel)
 
 
-def _input_grad(dz, wf, geo, x_shape, pads, padding_mode):
-    """dL/dx (N, C, *S) from dL/dz (N, K, q): dz on the padded grid, correlated with the transposed
-    kernel at offsets reach − off_t. With zero padding only the input's own cells are computed; the
-    other modes need the whole padded grid for the adjoint of their padding."""
-    n, k = dz.shape[:2]
-    c = wf.shape[1]
-    gz = geo.grid(k, dz.dtype, front=geo.reach)  # dY on the grid, `reach` zeros in front
-    np.copyto(geo.valid(gz[:, geo.reach:]), np.moveaxis(dz.reshape(n, k, *geo.out_size), 1, 0))
+def _input_grad(gz, wf, geo, x_shape, pads, padding_mode):
+    """dL/dx (N, C, *S) from dL/dz on the padded grid `gz` (K, reach + L + …; zeros at the positions
+    that are no output and in the `reach` cells in front), correlated with the transposed kernel at
+    offsets reach − off_t. With zero padding only the input's own cells are computed; the other modes
+    need the whole padded grid for the adjoint of their padding."""
+    n, c, dtype = geo.n, wf.shape[1], gz.dtype
     back = geo.reach - geo.offsets  # dx[j] reads dY[j − off_t] = gz[j + reach − off_t]
     wt = np.ascontiguousarray(wf.transpose(1, 0, 2))  # (C, K, T)
     spatial = tuple(x_shape[2:])
     if padding_mode == "zeros":
-        dx = np.empty((n, c, *spatial), dtype=dz.dtype)
+        dx = np.empty((n, c, *spatial), dtype=dtype)
         _correlate(gz, wt, back, None, geo, spatial, tuple(p0 for p0, _ in pads), dx, False)
         return dx
-    dxp = np.empty((n, c, *geo.padded), dtype=dz.dtype)
+    dxp = np.empty((n, c, *geo.padded), dtype=dtype)
     _correlate(gz, wt, back, None, geo, geo.padded, (0,) * len(spatial), dxp, False)
     return pad_array_backward(dxp, {2 + a: p for a, p in enumerate(pads)}, padding_mode, x_shape)

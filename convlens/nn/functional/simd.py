@@ -89,12 +89,6 @@ def _broadcast(builder, scalar, vty):
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
-def _lane_mask(builder, lanes):
-    """<LANES x i1>: lane i < `lanes` (a machine-size integer)."""
-    vty = ir.VectorType(lanes.type, LANES)
-    return builder.icmp_signed("<", ir.Constant(vty, list(range(LANES))), _broadcast(builder, lanes, vty))
-
-
 @intrinsic
 def load(typingctx, arr, i):
     """The vector arr[i : i + LANES]."""
@@ -125,6 +119,30 @@ def load_many(typingctx, arr, index, first, base, count):
             offset = builder.load(_element_pointer(context, builder, idx_ty, idx, at))
             pos = builder.add(b, context.cast(builder, offset, idx_ty.dtype, types.intp))
             out = builder.insert_value(out, _load_vector(context, builder, sig.args[0], a, pos), j)
+        return out
+
+    return tup(arr, index, first, base, count), codegen
+
+
+@intrinsic
+def splat_many(typingctx, arr, index, first, base, count):
+    """A tuple of `count` vectors: vector j has arr[base + index[first + j]] in every lane."""
+    n = _literal(count)
+    if n is None or not _is_vector_array(arr):
+        return None
+    vt = vector_of(arr.dtype)
+    tup = types.UniTuple(vt, n)
+
+    def codegen(context, builder, sig, args):
+        a, idx = args[:2]
+        f, b = (_intp(context, builder, args[i], sig.args[i]) for i in (2, 3))
+        idx_ty, vty = sig.args[1], context.get_value_type(vt)
+        out = ir.Constant(context.get_value_type(tup), ir.Undefined)
+        for j in range(n):
+            offset = builder.load(_element_pointer(context, builder, idx_ty, idx, builder.add(f, ir.Constant(f.type, j))))
+            pos = builder.add(b, context.cast(builder, offset, idx_ty.dtype, types.intp))
+            scalar = builder.load(_element_pointer(context, builder, sig.args[0], a, pos))
+            out = builder.insert_value(out, _broadcast(builder, scalar, vty), j)
         return out
 
     return tup(arr, index, first, base, count), codegen
@@ -195,24 +213,6 @@ def outer_fma(typingctx, tile, a, b):
         return acc
 
     return tile(tile, a, b), codegen
-
-
-@intrinsic
-def mask_lanes(typingctx, vectors, lanes):
-    """The tuple `vectors` with every lane i >= `lanes` set to zero."""
-    if not (isinstance(vectors, types.UniTuple) and isinstance(vectors.dtype, Vector)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        tup = args[0]
-        keep = _lane_mask(builder, _intp(context, builder, args[1], sig.args[1]))
-        vty = context.get_value_type(sig.args[0].dtype)
-        zero = ir.Constant(vty, None)
-        for j in range(len(sig.args[0])):
-            tup = builder.insert_value(tup, builder.select(keep, builder.extract_value(tup, j), zero), j)
-        return tup
-
-    return vectors(vectors, lanes), codegen
 
 
 @intrinsic
@@ -379,3 +379,72 @@ def fill(typingctx, like, s):
         return _broadcast(builder, context.cast(builder, args[1], sig.args[1], like.dtype), args[0].type)
 
     return like(like, s), codegen
+
+
+# ---- a LANES × LANES transpose (the channels-last copy of dY, direct_kernels.py) --------------------
+
+
+@intrinsic
+def load_rows(typingctx, arr, i, step, valid, count):
+    """A tuple of `count` vectors: vector j is arr[i + j·step :][:LANES] for j < `valid`, zeros for the
+    rest (their loads read row `valid` − 1 instead, so nothing past the array is touched; valid ≥ 1)."""
+    n = _literal(count)
+    if n is None or not _is_vector_array(arr):
+        return None
+    tup = types.UniTuple(vector_of(arr.dtype), n)
+
+    def codegen(context, builder, sig, args):
+        start, st, ok = (_intp(context, builder, args[k], sig.args[k]) for k in (1, 2, 3))
+        out = ir.Constant(context.get_value_type(tup), ir.Undefined)
+        last = builder.sub(ok, ir.Constant(ok.type, 1))
+        for j in range(n):
+            jj = ir.Constant(ok.type, j)
+            inside = builder.icmp_signed("<", jj, ok)
+            row = builder.select(inside, jj, last)
+            v = _load_vector(context, builder, sig.args[0], args[0], builder.add(start, builder.mul(row, st)))
+            out = builder.insert_value(out, builder.select(inside, v, ir.Constant(v.type, None)), j)
+        return out
+
+    return tup(arr, i, step, valid, count), codegen
+
+
+@intrinsic
+def times_positive(typingctx, vectors, masks):
+    """vectors[j] · [masks[j] > 0] per lane (the ReLU's gradient mask; NaN · 0 stays NaN)."""
+    if not (isinstance(vectors, types.UniTuple) and isinstance(vectors.dtype, Vector) and vectors == masks):
+        return None
+
+    def codegen(context, builder, sig, args):
+        tup = args[0]
+        for j in range(len(sig.args[0])):
+            v, m = builder.extract_value(args[0], j), builder.extract_value(args[1], j)
+            positive = builder.uitofp(builder.fcmp_ordered(">", m, ir.Constant(m.type, None)), v.type)
+            tup = builder.insert_value(tup, builder.fmul(v, positive), j)
+        return tup
+
+    return vectors(vectors, masks), codegen
+
+
+@intrinsic
+def transpose(typingctx, rows):
+    """The LANES × LANES transpose of a tuple of LANES vectors: element i of result j is element j of
+    rows[i] (three stages of two-vector shuffles, as AVX's unpack / shuffle / permute)."""
+    if not (isinstance(rows, types.UniTuple) and isinstance(rows.dtype, Vector) and len(rows) == LANES == 8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        r = [builder.extract_value(args[0], i) for i in range(8)]
+        lo, hi = [0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15]
+        t = [_shuffle(builder, r[i & ~1], r[i | 1], lo if i % 2 == 0 else hi) for i in range(8)]
+        pair_lo, pair_hi = [0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15]
+        u = [None] * 8
+        for b in (0, 4):  # u[b + 0..3] from t[b + 0..3]
+            u[b + 0] = _shuffle(builder, t[b + 0], t[b + 2], pair_lo)
+            u[b + 1] = _shuffle(builder, t[b + 0], t[b + 2], pair_hi)
+            u[b + 2] = _shuffle(builder, t[b + 1], t[b + 3], pair_lo)
+            u[b + 3] = _shuffle(builder, t[b + 1], t[b + 3], pair_hi)
+        half_lo, half_hi = [0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]
+        cols = [_shuffle(builder, u[j % 4], u[4 + j % 4], half_lo if j < 4 else half_hi) for j in range(8)]
+        return context.make_tuple(builder, sig.return_type, cols)
+
+    return rows(rows), codegen
