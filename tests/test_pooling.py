@@ -285,12 +285,15 @@ def test_fast_2x2_path_is_taken_only_where_it_applies():
     x = leaf(distinct((2, 3, 6, 6)))
     assert P.max_pool2d(x, 2)._ctx.fast and P.avg_pool2d(x, 2)._ctx.fast
     assert not P.max_pool2d(x, 3)._ctx.fast and not P.max_pool2d(x, 2, padding=1)._ctx.fast
-    channels_last = leaf(np.moveaxis(distinct((2, 6, 6, 3)), -1, 1))
-    assert not P.max_pool2d(channels_last, 2)._ctx.fast  # strided input: the general code
+    channels_last = leaf(np.moveaxis(distinct((2, 6, 6, 3)), -1, 1))  # the im2col convolution's output
+    assert P.max_pool2d(channels_last, 2)._ctx.fast and P.avg_pool2d(channels_last, 2)._ctx.fast
+    strided = Tensor._wrap(distinct((2, 3, 6, 12))[..., ::2], requires_grad=True)  # a view, not a copy
+    assert not P.max_pool2d(strided, 2)._ctx.fast  # neither memory order: the general code
 
 
 # even and odd sizes (last row/column dropped); rows of 16+ windows take the vector loop, with a scalar tail
-@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5), (2, 3, 4, 40), (1, 2, 5, 35), (1, 1, 2, 16)])
+# 20 channels: channels-last takes the vector loop (8 channels at a time) and a scalar tail
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5), (2, 3, 4, 40), (1, 2, 5, 35), (1, 1, 2, 16), (2, 20, 5, 6)])
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_fast_2x2_matches_the_general_code(shape, kind):
     op = P.max_pool2d if kind == "max" else P.avg_pool2d
@@ -298,14 +301,17 @@ def test_fast_2x2_matches_the_general_code(shape, kind):
     data = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)  # ReLU output: many tied zeros
     g = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(np.float32)
     results = []
-    for array in (data, np.asfortranarray(data)):  # C-contiguous: compiled path; Fortran order: general
+    # C-contiguous and channels-last: the compiled loops; Fortran order: the general code
+    channels_last = np.moveaxis(np.ascontiguousarray(np.moveaxis(data, 1, -1)), -1, 1)
+    for array, fast in ((data, True), (channels_last, True), (np.asfortranarray(data), False)):
         x = leaf(array)
         y = op(x, 2)
-        assert y._ctx.fast == array.flags.c_contiguous
+        assert y._ctx.fast == fast
         y.backward(g)
         results.append((y.data, x.grad.data))
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,10 +1,12 @@
 """The compiled loops of the 2×2/2 pooling (fastpool.py says what they compute).
 
-Eight outputs at a time: a row pair's 16 + 16 inputs are four vectors, `deinterleave` splits each row
+Channels-first input (N, C, H, W), eight outputs at a time: a row pair's 16 + 16 inputs are four vectors, `deinterleave` splits each row
 into its even and odd columns, and the four cells of eight windows are then four vectors in the order
 PyTorch scans a window, (0, 0), (0, 1), (1, 0), (1, 1). The backward pass of max pooling recomputes
 which cell won (cheaper than storing and re-reading an index per window) and `interleave` puts the
 gradients back in input order. A row's last outputs that fill no vector take the scalar loop.
+Channels-last input (N, H, W, C), the layout of the im2col and Winograd convolutions' outputs: a
+window's four cells are four runs of C channels, eight channels per vector.
 """
 
 from __future__ import annotations
@@ -34,22 +36,34 @@ def _cells(r0, r1, k):
 
 
 @numba.njit(nogil=True, inline="always")
+def _take4(a, b, c, d):
+    """(maximum, index 0–3 of its first cell) per lane of four vectors of cells in scan order; NaN wins."""
+    best, at = take_max(a, fill(a, 0), b, 1)
+    best, at = take_max(best, at, c, 2)
+    return take_max(best, at, d, 3)
+
+
+@numba.njit(nogil=True, inline="always")
+def _argmax4(a, b, c, d):
+    """`_take4` for four scalars."""
+    best, at = a, 0
+    for code, v in ((1, b), (2, c), (3, d)):
+        newer = v > best or (v != v and best == best)
+        best = v if newer else best
+        at = code if newer else at
+    return best, at
+
+
+@numba.njit(nogil=True, inline="always")
 def _argmax_vectors(r0, r1, k):
     e0, o0, e1, o1 = _cells(r0, r1, k)
-    best, at = take_max(e0, fill(e0, 0), o0, 1)
-    best, at = take_max(best, at, e1, 2)
-    return take_max(best, at, o1, 3)
+    return _take4(e0, o0, e1, o1)
 
 
 @numba.njit(nogil=True, inline="always")
 def _argmax(r0, r1, k):
     """(maximum, index 0–3 of its first cell) of one window; NaN wins."""
-    best, at = r0[k], 0
-    for code, v in ((1, r0[k + 1]), (2, r1[k]), (3, r1[k + 1])):
-        newer = v > best or (v != v and best == best)
-        best = v if newer else best
-        at = code if newer else at
-    return best, at
+    return _argmax4(r0[k], r0[k + 1], r1[k], r1[k + 1])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -130,3 +144,73 @@ def avg_backward(g, f, dx, lo, hi):
                 for j in range(full, Wo):
                     v = gr[j] * f
                     d0[2 * j] = d0[2 * j + 1] = d1[2 * j] = d1[2 * j + 1] = v
+
+
+# ---- channels-last input (N, H, W, C): a window's four cells are four runs of C channels ----------
+
+
+@numba.njit(nogil=True, cache=True)
+def max_forward_last(x, out, lo, hi):
+    _, Ho, Wo, C = out.shape
+    full = C // LANES * LANES
+    for n in range(lo, hi):
+        for i in range(Ho):
+            for j in range(Wo):
+                a, b, c, d, o = x[n, 2 * i, 2 * j], x[n, 2 * i, 2 * j + 1], x[n, 2 * i + 1, 2 * j], x[n, 2 * i + 1, 2 * j + 1], out[n, i, j]
+                for k in range(0, full, LANES):
+                    store(o, k, _take4(load(a, k), load(b, k), load(c, k), load(d, k))[0])
+                for k in range(full, C):
+                    o[k] = _argmax4(a[k], b[k], c[k], d[k])[0]
+
+
+@numba.njit(nogil=True, cache=True)
+def max_backward_last(g, x, dx, lo, hi):
+    _, Ho, Wo, C = g.shape
+    full = C // LANES * LANES
+    for n in range(lo, hi):
+        for i in range(Ho):
+            for j in range(Wo):
+                a, b, c, d = x[n, 2 * i, 2 * j], x[n, 2 * i, 2 * j + 1], x[n, 2 * i + 1, 2 * j], x[n, 2 * i + 1, 2 * j + 1]
+                da, db, dc, dd = dx[n, 2 * i, 2 * j], dx[n, 2 * i, 2 * j + 1], dx[n, 2 * i + 1, 2 * j], dx[n, 2 * i + 1, 2 * j + 1]
+                gr = g[n, i, j]
+                for k in range(0, full, LANES):
+                    at = _take4(load(a, k), load(b, k), load(c, k), load(d, k))[1]
+                    gv = load(gr, k)
+                    store(da, k, where_equal(at, 0, gv))
+                    store(db, k, where_equal(at, 1, gv))
+                    store(dc, k, where_equal(at, 2, gv))
+                    store(dd, k, where_equal(at, 3, gv))
+                for k in range(full, C):
+                    at = _argmax4(a[k], b[k], c[k], d[k])[1]
+                    v = gr[k]
+                    z = v * 0
+                    da[k] = v if at == 0 else z
+                    db[k] = v if at == 1 else z
+                    dc[k] = v if at == 2 else z
+                    dd[k] = v if at == 3 else z
+
+
+@numba.njit(nogil=True, cache=True)
+def avg_forward_last(x, f, out, lo, hi):
+    _, Ho, Wo, C = out.shape
+    full = C // LANES * LANES
+    for n in range(lo, hi):
+        for i in range(Ho):
+            for j in range(Wo):
+                a, b, c, d, o = x[n, 2 * i, 2 * j], x[n, 2 * i, 2 * j + 1], x[n, 2 * i + 1, 2 * j], x[n, 2 * i + 1, 2 * j + 1], out[n, i, j]
+                for k in range(0, full, LANES):
+                    store(o, k, scale(add(add(add(load(a, k), load(b, k)), load(c, k)), load(d, k)), f))
+                for k in range(full, C):
+                    o[k] = (a[k] + b[k] + c[k] + d[k]) * f
+
+
+@numba.njit(nogil=True, cache=True)
+def avg_backward_last(g, f, dx, lo, hi):
+    _, Ho, Wo, C = g.shape
+    for n in range(lo, hi):
+        for i in range(Ho):
+            for j in range(Wo):
+                gr = g[n, i, j]
+                for cell in (dx[n, 2 * i, 2 * j], dx[n, 2 * i, 2 * j + 1], dx[n, 2 * i + 1, 2 * j], dx[n, 2 * i + 1, 2 * j + 1]):
+                    for k in range(C):
+                        cell[k] = gr[k] * f

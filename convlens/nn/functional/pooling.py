@@ -73,7 +73,7 @@ class MaxPoolNd(Function):
     def forward(ctx, x, window: PoolWindow):
         ctx.window, ctx.in_shape = window, x.shape
         ctx.fast = fastpool.applies(x, window)
-        if ctx.fast:  # 2×2/2 windows on a C-contiguous input: one compiled pass
+        if ctx.fast:  # 2×2/2 windows on a contiguous input (either memory order): one compiled pass
             ctx.save_for_backward(x)
             return fastpool.max_pool(x)
         xp = window.pad(x, _lowest(x.dtype))
@@ -176,7 +176,8 @@ class AvgPoolNd(Function):
         scale = _avg_scale(window, x.shape[2:], count_include_pad, divisor_override, x.dtype)
         ctx.scale, ctx.window, ctx.in_shape = scale, window, x.shape
         ctx.fast = fastpool.applies(x, window, scale)
-        if ctx.fast:  # 2×2/2 windows on a C-contiguous input: one compiled pass
+        if ctx.fast:  # 2×2/2 windows on a contiguous input (either memory order): one compiled pass
+            ctx.layout = fastpool.layout(x)
             return fastpool.avg_pool(x, scale)
         xp = window.pad(x, 0)
         acc = np.empty_like(xp, shape=x.shape[:2] + window.out)
@@ -198,7 +199,7 @@ class AvgPoolNd(Function):
         # out = scale·Σ_k x_pad[window + k]  ⇒  ∂L/∂x_pad[window + k] += scale·∂L/∂out for every offset k
         window = ctx.window
         if ctx.fast:
-            return fastpool.avg_pool_backward(grad, ctx.scale, ctx.in_shape)
+            return fastpool.avg_pool_backward(grad, ctx.scale, ctx.in_shape, ctx.layout)
         g = grad * ctx.scale
         gp = np.zeros_like(g, shape=ctx.padded_shape)  # grad's memory order
 
