@@ -53,9 +53,13 @@ def ntuple(value, n: int, name: str, where: str, minimum: int | None = None) -> 
 
     `where` names the function or layer for the error message, e.g. ``"Conv2d(3, 16, kernel_size=5)"``.
     """
-    if isinstance(value, bool):
+    if type(value) is tuple and len(value) == n and all(type(v) is int for v in value):
+        out = value  # the common case, checked cheaply (layers call this on every forward pass)
+    elif type(value) is int:
+        out = (value,) * n
+    elif isinstance(value, bool):
         raise ValueError(f"{where}: {name} must be an integer or a tuple of {n} integers, got {value!r}")
-    if isinstance(value, numbers.Integral):
+    elif isinstance(value, numbers.Integral):
         out = (int(value),) * n
     elif isinstance(value, Sequence) and not isinstance(value, str):
         out = tuple(value)

@@ -11,6 +11,7 @@ add per tap, each a pass over the whole gradient with runs of only C values.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -46,15 +47,19 @@ def grid_steps(padded) -> list[int]:
     return [math.prod(padded[a + 1:]) for a in range(len(padded))]
 
 
+@functools.lru_cache(maxsize=256)
 def tap_offsets(kernel, dilation, padded) -> np.ndarray:
-    """Flat padded-grid offset Σ_a t_a·D_a·step_a of every kernel tap t, in row-major tap order."""
+    """Flat padded-grid offset Σ_a t_a·D_a·step_a of every kernel tap t, in row-major tap order. Cached
+    per geometry and shared: callers do not write to it (writeable, so compiled kernels see one type)."""
     steps = grid_steps(padded)
     return np.array([sum(t * d * st for t, d, st in zip(tap, dilation, steps))
                      for tap in itertools.product(*(range(f) for f in kernel))], dtype=np.int64)
 
 
+@functools.lru_cache(maxsize=256)
 def positions(out_size, kernel, stride, dilation, padded):
-    """(bases, offsets): flat padded-grid index of each output position's window start, and of each tap."""
+    """(bases, offsets): flat padded-grid index of each output position's window start, and of each tap
+    (cached and shared, as `tap_offsets`)."""
     steps = grid_steps(padded)
     bases = sum(np.arange(o).reshape([-1 if a == b else 1 for b in range(len(out_size))]) * s * st
                 for a, (o, s, st) in enumerate(zip(out_size, stride, steps)))

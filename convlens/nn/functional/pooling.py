@@ -20,6 +20,7 @@ start = ⌊i·L/O⌋, end = ⌈(i+1)·L/O⌉.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from functools import reduce
 
@@ -151,13 +152,19 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 # ---- average pooling ---------------------------------------------------------------------------------
 def _avg_scale(window: PoolWindow, spatial, count_include_pad: bool, divisor_override, dtype):
-    """1/divisor per output position: a scalar when all windows share it, else an array over *out.
+    """1/divisor per output position: a scalar when all windows share it, else an array over *out
+    (cached per geometry and shared: callers do not write to it).
 
     PyTorch's divisor: a window clipped to the padded input (count_include_pad=True) or to the input
     itself (False); the product over axes since windows are boxes.
     """
     if divisor_override is not None:
         return dtype.type(1.0 / divisor_override)
+    return _avg_divisor(window, tuple(spatial), bool(count_include_pad), np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def _avg_divisor(window: PoolWindow, spatial: tuple, count_include_pad: bool, dtype: np.dtype):
     counts = []
     for o, k, s, p, n in zip(window.out, window.kernel, window.stride, window.padding, spatial):
         start = np.arange(o) * s - p

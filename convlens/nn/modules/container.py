@@ -17,13 +17,20 @@ def _index(where: str, idx, n: int) -> int:
     return int(idx) % n
 
 
+_fusion_types: tuple = ()
+
+
 def _fusable_conv_relu(first: Module, second: Module) -> bool:
     """A conv layer followed by a ReLU can run as one operation when no hook needs to see the
     intermediate result; the output and the gradients are the same either way."""
-    from convlens.nn.modules.activation import ReLU
-    from convlens.nn.modules.conv import _ConvNd
+    global _fusion_types
+    if not _fusion_types:  # imported on first use: those modules import this one
+        from convlens.nn.modules.activation import ReLU
+        from convlens.nn.modules.conv import _ConvNd
 
-    return (isinstance(first, _ConvNd) and type(second) is ReLU
+        _fusion_types = (_ConvNd, ReLU)
+    conv, relu = _fusion_types
+    return (type(second) is relu and isinstance(first, conv)
             and not (first._forward_hooks or first._forward_pre_hooks
                      or second._forward_hooks or second._forward_pre_hooks))
 
