@@ -282,35 +282,29 @@ def _shuffle(builder, a, b, order):
     return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, LANES), order))
 
 
-@intrinsic
-def deinterleave(typingctx, a, b):
-    """(even, odd): the even-indexed and the odd-indexed elements of the 2·LANES values a, b."""
-    if not _is_vector(a, b):
-        return None
-    tup = types.UniTuple(a, 2)
+def _two_shuffles(name, first, second, doc):
+    """An intrinsic (a, b) → (shuffle(a, b, first), shuffle(a, b, second)) over the 2·LANES values of a, b."""
 
-    def codegen(context, builder, sig, args):
-        even = _shuffle(builder, args[0], args[1], list(range(0, 2 * LANES, 2)))
-        odd = _shuffle(builder, args[0], args[1], list(range(1, 2 * LANES, 2)))
-        return context.make_tuple(builder, sig.return_type, [even, odd])
+    def typer(typingctx, a, b):
+        if not _is_vector(a, b):
+            return None
 
-    return tup(a, b), codegen
+        def codegen(context, builder, sig, args):
+            parts = [_shuffle(builder, args[0], args[1], order) for order in (first, second)]
+            return context.make_tuple(builder, sig.return_type, parts)
+
+        return types.UniTuple(a, 2)(a, b), codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    typer.__doc__ = doc
+    return intrinsic(typer)
 
 
-@intrinsic
-def interleave(typingctx, a, b):
-    """(lo, hi): a[0] b[0] a[1] b[1] … as two vectors (the inverse of `deinterleave`)."""
-    if not _is_vector(a, b):
-        return None
-    tup = types.UniTuple(a, 2)
-
-    def codegen(context, builder, sig, args):
-        half = LANES // 2
-        lo = _shuffle(builder, args[0], args[1], [i // 2 + (i % 2) * LANES for i in range(LANES)])
-        hi = _shuffle(builder, args[0], args[1], [half + i // 2 + (i % 2) * LANES for i in range(LANES)])
-        return context.make_tuple(builder, sig.return_type, [lo, hi])
-
-    return tup(a, b), codegen
+deinterleave = _two_shuffles("deinterleave", list(range(0, 2 * LANES, 2)), list(range(1, 2 * LANES, 2)),
+                             "(even, odd): the even- and the odd-indexed elements of the 2·LANES values a, b.")
+interleave = _two_shuffles("interleave", [i // 2 + (i % 2) * LANES for i in range(LANES)],
+                           [LANES // 2 + i // 2 + (i % 2) * LANES for i in range(LANES)],
+                           "(lo, hi): a[0] b[0] a[1] b[1] … as two vectors (the inverse of `deinterleave`).")
 
 
 @intrinsic
