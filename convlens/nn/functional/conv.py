@@ -13,8 +13,9 @@ channels-last array, and an input that is such a view costs nothing to turn back
 
 Backward (with G = dY as an (M, K) matrix):  dW = Gᵀ · cols,  db = Σ_M G, and the input gradient is
 d cols = G · W scattered back onto the padded input ("col2im", compiled: col2im.py). Stride-1 3×3
-layers with many channels use Winograd's algorithm instead of im2col (winograd.py); layers with few
-channels sum their products directly (direct.py).
+layers with many channels use Winograd's algorithm instead of im2col (winograd.py); stride-1 layers
+with up to 32 channels sum their products directly in register tiles (direct.py); a kernel that covers
+its whole input is a fully-connected layer (`_covers_input`).
 """
 
 from __future__ import annotations
