@@ -42,8 +42,9 @@ from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import pad_array, pad_array_backward
 from convlens.nn.functional.simd import LANES
 
-# Measured on the layers of LeNet-5, the ConvNetJS net and the VGG-style net of the benchmark
-# (docs/performance.md); beyond these im2col + GEMM or Winograd is faster.
+# Beyond these im2col + GEMM or Winograd is faster. Measured, one thread, forward + backward at batch
+# 64 (ms, direct / Winograd / im2col): VGG's 32 → 32 layer on 32×32 70 / 91 / 105; its 32 → 64 layer on
+# 16×16 55 / 58 / 48, its 64 → 64 layer 101 / 68 / 68.
 MAX_CHANNELS = 32
 MAX_OUT_CHANNELS = 32
 # Fraction of the vector lanes that must hold real outputs: a row of 10 outputs fills 10 of 16.
@@ -145,15 +146,15 @@ class Geometry:
         self.offsets = col2im.tap_offsets(kernel, dilation, padded)
         self.reach = int(self.offsets[-1])  # the largest offset: tiles read this far past a position
 
-    def grid(self, channels: int, dtype, front: int = 0) -> np.ndarray:
+    def grid(self, channels: int, dtype, front: int = 0, scratch: bool = False) -> np.ndarray:
         """A zeroed (channels, front + L + reach + LANES) array: `front` cells before the grid, and
-        room behind it for the last tile's reads."""
-        return np.zeros((channels, front + self.length + self.reach + LANES), dtype=dtype)
-
-    def valid(self, flat: np.ndarray) -> np.ndarray:
-        """View (C, N, *O) of the output positions inside a (C, ≥ L) array laid out on the grid."""
-        grid = flat[:, :self.length].reshape(flat.shape[0], self.n, *self.padded)
-        return grid[(slice(None), slice(None), *(slice(0, o) for o in self.out_size))]
+        room behind it for the last tile's reads. `scratch`: from the workspace (hand it back)."""
+        shape = (channels, front + self.length + self.reach + LANES)
+        if not scratch:
+            return np.zeros(shape, dtype=dtype)
+        a = workspace.take(shape, dtype)
+        a.fill(0)
+        return a
 
     def ranges(self, bytes_per_image: int):
         """Image ranges, one per thread when the work is big enough to share."""
@@ -218,11 +219,12 @@ def backward(grad, state, x_shape, pads, padding_mode, needs):
     if needs[1]:
         dw = _weight_grad(dzc, src, geo, tile)[:k]
     if needs[0]:
-        gz = geo.grid(k, dtype, front=geo.reach)  # dL/dz on the padded grid, `reach` zeros in front
+        gz = geo.grid(k, dtype, front=geo.reach, scratch=True)  # dL/dz on the padded grid, `reach` zeros in front
         rows = row_starts(geo.padded, geo.out_size, (0,) * len(geo.out_size))
         parallel.run(lambda lo, hi: kernels.grid_grad(dzc, gz, geo.reach, rows, geo.out_size[-1], geo.plane, lo, hi),
                      geo.ranges(2 * k * q * dtype.itemsize))
         dx = _input_grad(gz, wf, geo, x_shape, pads, padding_mode)
+        workspace.give(gz)
     workspace.give(dzc)
     return dx, dw, db
 
