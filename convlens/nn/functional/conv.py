@@ -180,7 +180,7 @@ class ConvNd(Function):
             xf, wf, y = ctx.saved_tensors
             g = grad.reshape(grad.shape[0], -1)
             if y is not None:  # fused ReLU
-                g = g * (y > 0)
+                g = _relu_grad(g, y)
             gx = (g @ wf).reshape(x_shape) if ctx.needs_input_grad[0] else None
             # the kernel has the input's shape: W is (K, C, *S)
             gw = (g.T @ xf).reshape(g.shape[1], *x_shape[1:]) if ctx.needs_input_grad[1] else None

@@ -101,51 +101,43 @@ def load(typingctx, arr, i):
     return vector_of(arr.dtype)(arr, i), codegen
 
 
-@intrinsic
-def load_many(typingctx, arr, index, first, base, count):
-    """A tuple of `count` vectors: vector j is arr[base + index[first + j] :][:LANES]."""
-    n = _literal(count)
-    if n is None or not _is_vector_array(arr):
-        return None
-    tup = types.UniTuple(vector_of(arr.dtype), n)
+def _indexed(name, broadcast: bool, doc):
+    """An intrinsic (arr, index, first, base, count) → a tuple of `count` vectors built from
+    arr[base + index[first + j]] for j < count: the LANES values from there, or that one value in every
+    lane (`broadcast`)."""
 
-    def codegen(context, builder, sig, args):
-        a, idx = args[:2]
-        f, b = (_intp(context, builder, args[i], sig.args[i]) for i in (2, 3))
-        idx_ty = sig.args[1]
-        out = ir.Constant(context.get_value_type(tup), ir.Undefined)
-        for j in range(n):
-            at = builder.add(f, ir.Constant(f.type, j))
-            offset = builder.load(_element_pointer(context, builder, idx_ty, idx, at))
-            pos = builder.add(b, context.cast(builder, offset, idx_ty.dtype, types.intp))
-            out = builder.insert_value(out, _load_vector(context, builder, sig.args[0], a, pos), j)
-        return out
+    def typer(typingctx, arr, index, first, base, count):
+        n = _literal(count)
+        if n is None or not _is_vector_array(arr):
+            return None
+        vt = vector_of(arr.dtype)
+        tup = types.UniTuple(vt, n)
 
-    return tup(arr, index, first, base, count), codegen
+        def codegen(context, builder, sig, args):
+            a, idx = args[:2]
+            f, b = (_intp(context, builder, args[i], sig.args[i]) for i in (2, 3))
+            idx_ty, vty = sig.args[1], context.get_value_type(vt)
+            out = ir.Constant(context.get_value_type(tup), ir.Undefined)
+            for j in range(n):
+                offset = builder.load(_element_pointer(context, builder, idx_ty, idx, builder.add(f, ir.Constant(f.type, j))))
+                pos = builder.add(b, context.cast(builder, offset, idx_ty.dtype, types.intp))
+                if broadcast:
+                    v = _broadcast(builder, builder.load(_element_pointer(context, builder, sig.args[0], a, pos)), vty)
+                else:
+                    v = _load_vector(context, builder, sig.args[0], a, pos)
+                out = builder.insert_value(out, v, j)
+            return out
+
+        return tup(arr, index, first, base, count), codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    typer.__doc__ = doc
+    return intrinsic(typer)
 
 
-@intrinsic
-def splat_many(typingctx, arr, index, first, base, count):
-    """A tuple of `count` vectors: vector j has arr[base + index[first + j]] in every lane."""
-    n = _literal(count)
-    if n is None or not _is_vector_array(arr):
-        return None
-    vt = vector_of(arr.dtype)
-    tup = types.UniTuple(vt, n)
-
-    def codegen(context, builder, sig, args):
-        a, idx = args[:2]
-        f, b = (_intp(context, builder, args[i], sig.args[i]) for i in (2, 3))
-        idx_ty, vty = sig.args[1], context.get_value_type(vt)
-        out = ir.Constant(context.get_value_type(tup), ir.Undefined)
-        for j in range(n):
-            offset = builder.load(_element_pointer(context, builder, idx_ty, idx, builder.add(f, ir.Constant(f.type, j))))
-            pos = builder.add(b, context.cast(builder, offset, idx_ty.dtype, types.intp))
-            scalar = builder.load(_element_pointer(context, builder, sig.args[0], a, pos))
-            out = builder.insert_value(out, _broadcast(builder, scalar, vty), j)
-        return out
-
-    return tup(arr, index, first, base, count), codegen
+load_many = _indexed("load_many", False, "A tuple of `count` vectors: vector j is arr[base + index[first + j] :][:LANES].")
+splat_many = _indexed("splat_many", True,
+                      "A tuple of `count` vectors: vector j has arr[base + index[first + j]] in every lane.")
 
 
 @intrinsic
