@@ -5,7 +5,12 @@ A NumPy engine with PyTorch's names and conventions (``convlens.tensor``, ``conv
 (``convlens.models``), training and checkpoints, and a local web app that shows every layer at work.
 """
 
+import sys as _sys
+
+from convlens import return_types
 from convlens.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from convlens.devices import accelerator, backends, cuda, device
+from convlens.functions import max, maximum, min, minimum
 from convlens.ops import cat, concatenate, stack
 from convlens.tensor import (
     Tensor,
@@ -32,11 +37,16 @@ from convlens.tensor import (
 
 __version__ = "0.1.0"
 
+# `import convlens.cuda` (and friends) work as for torch's modules of the same names
+for _name, _module in (("cuda", cuda), ("accelerator", accelerator), ("backends", backends)):
+    _sys.modules[f"convlens.{_name}"] = _module
+
 __all__ = [
     "Tensor", "tensor", "from_numpy", "zeros", "ones", "randn", "rand", "arange", "cat", "concatenate",
     "stack", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "manual_seed",
     "default_generator", "get_rng_state", "set_rng_state", "as_dtype", "float16", "float32", "float64",
-    "int32", "int64", "uint8", "bool_", "summary", "save_checkpoint", "load_checkpoint", "__version__",
+    "int32", "int64", "uint8", "bool_", "device", "cuda", "accelerator", "backends", "return_types",
+    "max", "min", "maximum", "minimum", "summary", "save_checkpoint", "load_checkpoint", "__version__",
 ]
 
 

@@ -56,7 +56,7 @@ def clear_grads(params, set_to_none: bool = True) -> None:
         if set_to_none:
             p.grad = None
         else:
-            p.grad.data[...] = 0
+            p.grad._data[...] = 0
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -103,13 +103,16 @@ class Function:
 
         ctx = cls()
         ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
-        out = ctx.forward(*[None if t is None else t.data for t in inputs], **params)
+        out = ctx.forward(*[None if t is None else t._data for t in inputs], **params)
         # only floating-point results carry gradients (e.g. a cast to int64 ends the graph, as in PyTorch)
         track = any(ctx.needs_input_grad) and is_grad_enabled() and out.dtype.kind == "f"
         result = Tensor._wrap(out, requires_grad=track)
         if track:
             ctx.parents = inputs
             result._ctx = ctx
+            for t in inputs:  # an in-place op on these may no longer rebind them (Tensor._inplace)
+                if t is not None:
+                    t._consumed = True
         return result
 
     def __repr__(self) -> str:
@@ -144,13 +147,13 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
     if not root.requires_grad:
         raise RuntimeError("backward(): this tensor does not require grad and has no grad_fn")
     if gradient is None:
-        if root.data.size != 1:
+        if root._data.size != 1:
             raise RuntimeError(
                 f"backward(): grad can be implicitly created only for scalar outputs, got shape {root.shape}"
             )
-        seed = np.ones_like(root.data)
+        seed = np.ones_like(root._data)
     else:
-        seed = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient, dtype=root.dtype)
+        seed = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient, dtype=root.dtype)
         if seed.shape != root.shape:
             raise ValueError(f"backward(): gradient has shape {seed.shape}, expected {root.shape}")
 
@@ -162,13 +165,13 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             continue
         for hook in node._hooks:  # leaves' hooks run too, before accumulation; None keeps the gradient
             result = hook(grad)
-            grad = grad if result is None else (result.data if hasattr(result, "_ctx") else result)
+            grad = grad if result is None else (result._data if hasattr(result, "_ctx") else result)
         ctx = node._ctx
         if ctx is None:  # a leaf
             if node.grad is None:
                 node.grad = Tensor._wrap(np.array(grad, dtype=node.dtype, copy=True))
             else:
-                node.grad.data += grad
+                node.grad._data += grad
             continue
         if getattr(ctx, "released", False):
             raise RuntimeError(

@@ -209,7 +209,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, **info) -> Path
     import convlens
     from convlens.tensor import Tensor
 
-    arrays = {_MODEL + k: v.data if isinstance(v, Tensor) else np.asarray(v) for k, v in model.state_dict().items()}
+    arrays = {_MODEL + k: v._data if isinstance(v, Tensor) else np.asarray(v) for k, v in model.state_dict().items()}
     meta = dict(info)
     if meta.get("architecture") is None:
         meta["architecture"] = describe_model(model, meta.get("input_shape"))

@@ -107,7 +107,7 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride: int = 1, padding
     x = Tensor._wrap(image[None, None])
     w = Tensor._wrap(kernel[None, None])
     out = F.conv2d(x, w, stride=stride, padding=padding, padding_mode=padding_mode)
-    return out.data[0, 0]
+    return out._data[0, 0]
 
 
 def output_size_formula(size: int, kernel: int, padding: int, stride: int) -> str:

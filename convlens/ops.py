@@ -349,3 +349,73 @@ def stack(tensors, dim: int = 0):
         raise ValueError("stack(): expected a non-empty list of tensors")
     dim = dim % (tensors[0].ndim + 1)
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
+
+
+# ---- in-place updates as graph operations (Tensor._inplace records them while grad is on) ----------
+
+
+class SetItem(Function):
+    def forward(ctx, a, value, index):
+        ctx.index, ctx.value_shape = index, value.shape
+        out = a.copy()
+        out[index] = value
+        return out
+
+    def backward(ctx, grad):  # the overwritten cells pass no gradient to `a`; `value` gets theirs
+        ga = None
+        if ctx.needs_input_grad[0]:
+            ga = grad.copy()
+            ga[ctx.index] = 0
+        gv = unbroadcast(grad[ctx.index], ctx.value_shape) if ctx.needs_input_grad[1] else None
+        return ga, gv
+
+
+class CopyFrom(Function):
+    def forward(ctx, a, src):
+        ctx.src_shape, ctx.src_dtype = src.shape, src.dtype
+        return np.broadcast_to(src, a.shape).astype(a.dtype, copy=True)
+
+    def backward(ctx, grad):  # a's old values are gone (no gradient); src gets it, summed over broadcasting
+        return None, unbroadcast(grad, ctx.src_shape).astype(ctx.src_dtype, copy=False)
+
+
+class Fill(Function):
+    def forward(ctx, a, value):
+        return np.full_like(a, value)
+
+    def backward(ctx, grad):  # a constant: nothing flows back
+        return np.zeros_like(grad)
+
+
+# ---- element-wise maximum and the (values, indices) reductions ---------------------------------------
+
+
+class Maximum(Function):
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.maximum(a, b)
+
+    def backward(ctx, grad):  # to the larger input; ties share it equally (as PyTorch)
+        a, b = ctx.saved_tensors
+        share = np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0)).astype(grad.dtype)
+        ga = unbroadcast(grad * share, a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(grad * (1 - share), b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class TakeAlong(Function):
+    """``out = take_along_axis(a, indices, axis)``: the values picked by ``max(dim)``, ``sort``,
+    ``topk``, ``gather``. The gradient goes back to exactly the picked cells."""
+
+    def forward(ctx, a, indices, axis):
+        ctx.shape, ctx.indices, ctx.axis = a.shape, indices, axis
+        return np.take_along_axis(a, indices, axis)
+
+    def backward(ctx, grad):
+        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        # np.add.at semantics: an index picked twice (gather) receives both gradients
+        idx = [np.arange(n).reshape([-1 if i == d else 1 for i in range(len(ctx.shape))])
+               for d, n in enumerate(ctx.indices.shape)]
+        idx[ctx.axis] = ctx.indices
+        np.add.at(out, tuple(idx), grad)
+        return out

@@ -33,13 +33,13 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     (out * Tensor(projection)).sum().backward()
 
     def scalar() -> float:
-        return float((fn(*inputs).data * projection).sum())
+        return float((fn(*inputs)._data * projection).sum())
 
     for k, t in enumerate(inputs):
         if not (isinstance(t, Tensor) and t.requires_grad):
             continue
-        analytic = np.zeros_like(t.data) if t.grad is None else t.grad.data
-        flat = t.data.reshape(-1)  # a view: perturbing it perturbs the input
+        analytic = np.zeros_like(t._data) if t.grad is None else t.grad._data
+        flat = t._data.reshape(-1)  # a view: perturbing it perturbs the input
         idx = np.arange(flat.size)
         if max_checks is not None and flat.size > max_checks:
             idx = rng.choice(flat.size, size=max_checks, replace=False)

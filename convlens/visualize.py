@@ -3,7 +3,7 @@ curves (matplotlib, Agg backend, so no display is needed).
 
     from convlens.visualize import feature_map_grid, kernel_grid, plot_history
     feature_map_grid(fmaps[0]).save("conv1.png")      # fmaps: (N, C, H, W) from a forward hook
-    kernel_grid(model.conv1.weight.data).save("kernels.png")
+    kernel_grid(model.conv1.weight.detach().numpy()).save("kernels.png")
     plot_history(history, "curves.png")
 """
 

@@ -41,12 +41,12 @@ loss.backward()
 print(f"loss {loss.item():.5f}")
 print(f"dL/dweight {tuple(conv.weight.grad.shape)}, dL/dbias {tuple(conv.bias.grad.shape)}, "
       f"dL/dimage {tuple(x.grad.shape)}")
-print("dL/dweight of the Sobel-x kernel:\n", np.array2string(conv.weight.grad.data[0, 0], precision=5))
+print("dL/dweight of the Sobel-x kernel:\n", np.array2string(conv.weight.grad.numpy()[0, 0], precision=5))
 
 # the same computation in float64 on a crop, against numerical derivatives
-crop = convlens.tensor(x.data[:, :, 8:16, 8:16].astype(np.float64), requires_grad=True)
-w = convlens.tensor(conv.weight.data.astype(np.float64), requires_grad=True)
-b = convlens.tensor(conv.bias.data.astype(np.float64), requires_grad=True)
+crop = convlens.tensor(x.detach().numpy()[:, :, 8:16, 8:16].astype(np.float64), requires_grad=True)
+w = convlens.tensor(conv.weight.detach().numpy().astype(np.float64), requires_grad=True)
+b = convlens.tensor(conv.bias.detach().numpy().astype(np.float64), requires_grad=True)
 
 
 def block64(inp, weight, bias):

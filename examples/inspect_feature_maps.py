@@ -28,7 +28,7 @@ if info.get("mean") is not None:
     x = Normalize(info["mean"], info["std"])(x)
 
 maps = {}
-handles = [module.register_forward_hook(lambda m, inp, out, name=name: maps.__setitem__(name, out.data[0]))
+handles = [module.register_forward_hook(lambda m, inp, out, name=name: maps.__setitem__(name, out[0].detach().numpy()))
            for name, module in model.named_modules() if name and not list(module.children())]
 with convlens.no_grad():
     logits = model(convlens.tensor(x))
@@ -41,6 +41,6 @@ for i, (name, fmap) in enumerate(maps.items(), 1):
     feature_map_grid(fmap).save(out / f"{i:02d}-{name}.png")
     print(f"{name:<12} {fmap.shape}")
 first_conv = next(m for _, m in model.named_modules() if getattr(m, "weight", None) is not None
-                  and m.weight.data.ndim == 4)
-kernel_grid(first_conv.weight.data).save(out / "kernels.png")
-print(f"true label {label}, predicted {int(logits.data.argmax())}; images in {out}/")
+                  and m.weight.ndim == 4)
+kernel_grid(first_conv.weight.detach().numpy()).save(out / "kernels.png")
+print(f"true label {label}, predicted {int(logits.argmax())}; images in {out}/")

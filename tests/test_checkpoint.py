@@ -97,7 +97,7 @@ def test_a_model_outside_the_zoo_is_rebuilt_from_its_spec(tmp_path):
     loaded, info = load_checkpoint(tmp_path / "spec.json")
     assert "spec" in info["architecture"] and same_weights(model, loaded)
     x = convlens.randn(2, 3, 8, 8)
-    np.testing.assert_array_equal(model.eval()(x).data, loaded(x).data)
+    np.testing.assert_array_equal(model.eval()(x)._data, loaded(x)._data)
 
 
 def test_a_model_can_be_loaded_into_an_existing_instance(tmp_path):

@@ -98,7 +98,7 @@ def test_course_output_size_and_parameters():
 def test_convolution_is_a_sum_of_products():
     x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
     w = np.array([[[[1, 0, -1], [2, 0, -2], [1, 0, -1]]]], dtype=np.float32)  # Sobel x
-    y = conv2d(cl.tensor(x), cl.tensor(w), cl.tensor([0.5])).data
+    y = conv2d(cl.tensor(x), cl.tensor(w), cl.tensor([0.5]))._data
     assert y[0, 0, 1, 2] == pytest.approx((x[0, 0, 1:4, 2:5] * w[0, 0]).sum() + 0.5)
 
 
@@ -111,8 +111,8 @@ def test_translation_equivariance(d):
     x[(0, slice(None), *(slice(3, 6),) * d)] = rng.standard_normal((2, *(3,) * d))
     w = rng.standard_normal((3, 2, *(3,) * d)).astype(np.float32)
     shifted = np.roll(x, shift=2, axis=-1)
-    y = CONVS[d](cl.tensor(x), cl.tensor(w), padding=1).data
-    ys = CONVS[d](cl.tensor(shifted), cl.tensor(w), padding=1).data
+    y = CONVS[d](cl.tensor(x), cl.tensor(w), padding=1)._data
+    ys = CONVS[d](cl.tensor(shifted), cl.tensor(w), padding=1)._data
     np.testing.assert_allclose(np.roll(y, 2, axis=-1), ys, atol=1e-5)
 
 
@@ -126,12 +126,12 @@ def test_weight_sharing_many_kernels_many_maps():
 def test_replicate_padding_copies_the_border():
     x = cl.tensor(np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3))
     ident = cl.tensor(np.array([[[[0, 0, 0], [0, 1, 0], [0, 0, 0]]]], dtype=np.float32))
-    zero = conv2d(x, ident, padding=1, padding_mode="zeros").data
-    copy = conv2d(x, ident, padding=1, padding_mode="replicate").data
-    np.testing.assert_array_equal(zero, x.data)  # identity kernel: padding invisible
+    zero = conv2d(x, ident, padding=1, padding_mode="zeros")._data
+    copy = conv2d(x, ident, padding=1, padding_mode="replicate")._data
+    np.testing.assert_array_equal(zero, x._data)  # identity kernel: padding invisible
     w = cl.tensor(np.ones((1, 1, 3, 3), dtype=np.float32))
-    corner_zero = conv2d(x, w, padding=1).data[0, 0, 0, 0]
-    corner_copy = conv2d(x, w, padding=1, padding_mode="replicate").data[0, 0, 0, 0]
+    corner_zero = conv2d(x, w, padding=1)._data[0, 0, 0, 0]
+    corner_copy = conv2d(x, w, padding=1, padding_mode="replicate")._data[0, 0, 0, 0]
     assert corner_zero == 0 + 1 + 3 + 4
     assert corner_copy == 4 * 0 + 2 * 1 + 2 * 3 + 4  # the corner value 0 copied into 5 border cells
     np.testing.assert_array_equal(copy.shape, zero.shape)
@@ -216,11 +216,11 @@ def test_conv_matches_torch(d, algorithm):
         ty.backward(torch.tensor(gy))
         y.backward(cl.tensor(gy))
         ctx = f"d={d} groups={groups} stride={stride} padding={padding} dilation={dilation} mode={mode}"
-        np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
-        np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
-        np.testing.assert_allclose(W.grad.data, tw.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
+        np.testing.assert_allclose(y._data, ty.detach().numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
+        np.testing.assert_allclose(X.grad._data, tx.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
+        np.testing.assert_allclose(W.grad._data, tw.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
         if bias:
-            np.testing.assert_allclose(B.grad.data, tb.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
+            np.testing.assert_allclose(B.grad._data, tb.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=ctx)
         checked += 1
     assert checked >= 100
 
@@ -233,7 +233,7 @@ def test_conv_float32_matches_torch(algorithm):
     b = rng.standard_normal(16).astype(np.float32)
     y = conv2d(cl.tensor(x), cl.tensor(w), cl.tensor(b), padding=2)
     ty = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=2)
-    np.testing.assert_allclose(y.data, ty.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y._data, ty.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_direct_path_is_taken_for_few_channels():
@@ -270,7 +270,7 @@ def test_direct_float32_with_relu_matches_torch(mode):
     ty = torch.relu(torch.nn.functional.conv2d(torch.nn.functional.pad(tx, (1, 1, 2, 2), mode=tmode), tw, tb))
     ty.backward(torch.tensor(gy))
     for mine, ref in ((y, ty), (X.grad, tx.grad), (W.grad, tw.grad), (B.grad, tb.grad)):
-        np.testing.assert_allclose(mine.data, ref.detach().numpy(), rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(mine._data, ref.detach().numpy(), rtol=1e-4, atol=1e-3)
 
 
 DIRECT_SHAPES = [
@@ -306,7 +306,7 @@ def test_direct_tiles_match_torch_float64(shape, k, kernel, padding, dilation, m
     ty = torch.relu(getattr(torch.nn.functional, f"conv{d}d")(tp, tw, tb, dilation=dilation))
     ty.backward(torch.tensor(gy))
     for mine, ref in ((y, ty), (X.grad, tx.grad), (W.grad, tw.grad), (B.grad, tb.grad)):
-        np.testing.assert_allclose(mine.data, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(mine._data, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
 def test_direct_tile_shapes_pad_the_least():
@@ -343,7 +343,7 @@ def test_kernel_covering_the_input_is_a_dense_layer(shape, stride, relu):
     ty = torch.relu(ty) if relu else ty
     ty.backward(torch.tensor(gy))
     for mine, ref in ((y, ty), (X.grad, tx.grad), (W.grad, tw.grad), (B.grad, tb.grad)):
-        np.testing.assert_allclose(mine.data, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(mine._data, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
     assert gradcheck(lambda x, w, b: conv(x, w, b, stride=stride, activation="relu" if relu else None),
                      [_t(x), _t(w), _t(b)], max_checks=30)
     # padding makes more than one window: not dense
@@ -373,7 +373,7 @@ def test_sequential_fuses_conv_relu_with_identical_results():
         net.zero_grad()
         y = net(x)
         (y * y).sum().backward()
-        return y.data.copy(), x.grad.data.copy(), net[0].weight.grad.data.copy(), net[3].bias.grad.data.copy()
+        return y._data.copy(), x.grad._data.copy(), net[0].weight.grad._data.copy(), net[3].bias.grad._data.copy()
 
     fused = run()
     seen = []
@@ -415,6 +415,6 @@ def test_winograd_matches_torch_float32(shape, padding):
     ty = torch.nn.functional.conv2d(tx, tw, padding=padding)
     ty.backward(torch.tensor(g))
     scale = np.abs(ty.detach().numpy()).max()
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), atol=1e-5 * scale)
-    np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), atol=1e-5 * np.abs(tx.grad.numpy()).max())
-    np.testing.assert_allclose(W.grad.data, tw.grad.numpy(), atol=1e-5 * np.abs(tw.grad.numpy()).max())
+    np.testing.assert_allclose(y._data, ty.detach().numpy(), atol=1e-5 * scale)
+    np.testing.assert_allclose(X.grad._data, tx.grad.numpy(), atol=1e-5 * np.abs(tx.grad.numpy()).max())
+    np.testing.assert_allclose(W.grad._data, tw.grad.numpy(), atol=1e-5 * np.abs(tw.grad.numpy()).max())

@@ -21,7 +21,7 @@ def _batch(n=10, dtype=np.float64):
 
 
 def _grads(model):
-    return [p.grad.data.copy() for p in model.parameters()]
+    return [p.grad._data.copy() for p in model.parameters()]
 
 
 @pytest.mark.parametrize("slices", [2, 3])
@@ -42,11 +42,11 @@ def test_slices_give_the_whole_batch_gradient(monkeypatch, slices):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     # the replicas follow the model's arrays after an update, and keep no gradients of their own
     for p in net.parameters():
-        p.data -= 0.1 * p.grad.data
+        p._data -= 0.1 * p.grad._data
     net.zero_grad()
     step(x, y)
     assert all(p.grad is None for r in step.replicas[1:] for p in r.parameters())
-    assert all(a.data is b.data for a, b in zip(step.replicas[1].parameters(), net.parameters()))
+    assert all(a._data is b._data for a, b in zip(step.replicas[1].parameters(), net.parameters()))
 
 
 def test_small_batches_and_batch_coupled_models_run_in_one_pass():

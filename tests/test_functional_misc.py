@@ -22,12 +22,12 @@ def pair(*shape, dtype="float64", scale=1.0):
 
 def assert_same(out, tout, inputs, tinputs, rtol=1e-9, atol=1e-11):
     """Equal outputs, and equal input gradients for a random upstream gradient."""
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(out._data, tout.detach().numpy(), rtol=rtol, atol=atol)
     g = RNG.standard_normal(out.shape).astype(out.dtype)
     out.backward(cl.tensor(g))
     tout.backward(torch.tensor(g))
     for x, tx in zip(inputs, tinputs):
-        np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(x.grad._data, tx.grad.numpy(), rtol=rtol, atol=atol)
 
 
 # ---- activations ---------------------------------------------------------------------------------------
@@ -50,9 +50,9 @@ def test_activations_against_torch_and_gradcheck(fn, tfn, kwargs):
 def test_softmax_is_stable_for_huge_logits_and_keeps_float32(fn):
     x = cl.tensor([[1000.0, 0.0, -1000.0], [-1e4, -1e4, -1e4]])
     out = fn(x, dim=1)
-    assert out.dtype == np.float32 and np.all(np.isfinite(out.data))
-    expected = (TF.softmax if fn is F.softmax else TF.log_softmax)(torch.tensor(x.data), dim=1).numpy()
-    np.testing.assert_allclose(out.data, expected, rtol=1e-6)
+    assert out.dtype == np.float32 and np.all(np.isfinite(out._data))
+    expected = (TF.softmax if fn is F.softmax else TF.log_softmax)(torch.tensor(x._data), dim=1).numpy()
+    np.testing.assert_allclose(out._data, expected, rtol=1e-6)
 
 
 def test_softmax_dim_errors():
@@ -106,7 +106,7 @@ def test_dropout_identity_cases():
     x = cl.randn(10, 10, requires_grad=True)
     assert F.dropout(x, 0.5, training=False) is x
     assert F.dropout(x, 0.0) is x
-    np.testing.assert_array_equal(F.dropout(x, 1.0).data, 0)
+    np.testing.assert_array_equal(F.dropout(x, 1.0)._data, 0)
     with pytest.raises(ValueError, match=r"dropout: p must be a probability in \[0, 1\], got 1.5"):
         F.dropout(x, 1.5)
 
@@ -116,14 +116,14 @@ def test_dropout_mask_statistics_gradient_and_seed():
     x = cl.ones(200, 500, requires_grad=True)
     out = F.dropout(x, 0.3)
     assert out.dtype == np.float32
-    kept = out.data != 0
+    kept = out._data != 0
     assert abs(kept.mean() - 0.7) < 0.01
-    np.testing.assert_allclose(out.data[kept], 1 / 0.7, rtol=1e-6)
-    assert abs(out.data.mean() - 1.0) < 0.02  # inverted dropout keeps the expectation
+    np.testing.assert_allclose(out._data[kept], 1 / 0.7, rtol=1e-6)
+    assert abs(out._data.mean() - 1.0) < 0.02  # inverted dropout keeps the expectation
     out.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, out.data)  # ∂/∂x of x·m is m
+    np.testing.assert_array_equal(x.grad._data, out._data)  # ∂/∂x of x·m is m
     cl.manual_seed(0)
-    np.testing.assert_array_equal(F.dropout(cl.ones(200, 500), 0.3).data, out.data)
+    np.testing.assert_array_equal(F.dropout(cl.ones(200, 500), 0.3)._data, out._data)
     # same statistics as torch's (the random streams differ)
     tout = TF.dropout(torch.ones(200, 500), 0.3)
     assert abs((tout != 0).float().mean().item() - kept.mean()) < 0.01
@@ -178,10 +178,10 @@ def test_batch_norm_running_stats_over_several_steps_and_eval():
         out = F.batch_norm(cl.tensor(data), rm, rv, training=True)
         tout = TF.batch_norm(torch.tensor(data), trm, trv, training=True)
         assert out.dtype == np.float32
-        np.testing.assert_allclose(out.data, tout.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(out._data, tout.numpy(), rtol=1e-4, atol=1e-5)
     assert rm.dtype == np.float32
-    np.testing.assert_allclose(rm.data, trm.numpy(), rtol=1e-5)
-    np.testing.assert_allclose(rv.data, trv.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(rm._data, trm.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(rv._data, trv.numpy(), rtol=1e-5)
     x, tx = pair(5, 4, 2, 2, dtype="float32")
     w, tw = pair(4, dtype="float32")
     out = F.batch_norm(x, rm, rv, w, None, training=False)
@@ -264,9 +264,9 @@ def test_cross_entropy_float32_and_fused_gradient():
     loss = F.cross_entropy(x, target)
     assert loss.dtype == np.float32 and loss.shape == ()
     loss.backward()
-    expected = F.softmax(x.detach(), 1).data
+    expected = F.softmax(x.detach(), 1)._data
     expected[np.arange(8), target] -= 1
-    np.testing.assert_allclose(x.grad.data, expected / 8, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(x.grad._data, expected / 8, rtol=1e-5, atol=1e-7)
 
 
 def test_cross_entropy_errors():

@@ -82,7 +82,7 @@ def _set_grads(ours, theirs, grads):
 
 def _close(ours, theirs, rtol, atol):
     for p, t in zip(ours, theirs):
-        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(p._data, t.detach().numpy(), rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("name,kwargs", CONFIGS, ids=_ids(CONFIGS))
@@ -90,13 +90,13 @@ def test_matches_torch_float64(name, kwargs):
     ours_cls, torch_cls = OPTIMIZERS[name]
     ours, theirs = _pair(_initial(np.float64))
     opt, ref = ours_cls(ours, **kwargs), torch_cls(theirs, **kwargs)
-    data = [p.data for p in ours]
+    data = [p._data for p in ours]
     for grads in _gradients(np.float64):
         _set_grads(ours, theirs, grads)
         opt.step()
         ref.step()
         _close(ours, theirs, rtol=1e-11, atol=1e-13)
-    assert all(p.data is d for p, d in zip(ours, data)), "parameters must be updated in place"
+    assert all(p._data is d for p, d in zip(ours, data)), "parameters must be updated in place"
     ours_sd, ref_sd = opt.state_dict(), ref.state_dict()
     assert set(ours_sd["state"]) == set(ref_sd["state"])
     for i in ref_sd["state"]:
@@ -192,7 +192,7 @@ def test_state_dict_round_trip(name, kwargs):
     for step, g in enumerate(grads):
         if step == 5:
             saved = _through_checkpoint(opt.state_dict())
-            resumed_params = [cl.tensor(p.data.copy(), requires_grad=True) for p in ours]
+            resumed_params = [cl.tensor(p._data.copy(), requires_grad=True) for p in ours]
             resumed = ours_cls(resumed_params)  # defaults: the loaded groups must bring the options back
             resumed.load_state_dict(saved)
             assert resumed.param_groups[0]["params"] == resumed_params
@@ -207,7 +207,7 @@ def test_state_dict_round_trip(name, kwargs):
                 p.grad = cl.tensor(a.copy())
             resumed.step()
     for p, q in zip(ours, resumed_params):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p._data, q._data)
 
 
 @pytest.mark.parametrize("name,kwargs", ROUND_TRIP, ids=_ids(ROUND_TRIP))
@@ -258,11 +258,11 @@ def test_zero_grad_and_missing_grads():
     opt = optim.Adam([a, b], lr=0.1)
     a.grad = cl.tensor(np.ones(2))
     opt.step()  # b has no gradient: untouched, no state
-    np.testing.assert_array_equal(b.data, np.ones(2))
-    assert b not in opt.state and a.data[0] < 1
+    np.testing.assert_array_equal(b._data, np.ones(2))
+    assert b not in opt.state and a._data[0] < 1
     grad = a.grad
     opt.zero_grad(set_to_none=False)
-    assert a.grad is grad and not grad.data.any()
+    assert a.grad is grad and not grad._data.any()
     opt.zero_grad()
     assert a.grad is None
 
@@ -319,7 +319,7 @@ def test_sgd_minimises_quadratic():
         losses.append(loss.item())
     assert w.dtype == np.float32
     assert losses[-1] < 1e-3 * losses[0]
-    np.testing.assert_allclose(w.data, target.data, atol=1e-2)
+    np.testing.assert_allclose(w._data, target._data, atol=1e-2)
 
 
 # ---- schedulers -------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ def _run(threads, fn, arrays):
     try:
         leaves = [cl.tensor(a, requires_grad=True) for a in arrays]
         y = fn(*leaves)
-        y.backward(cl.tensor(np.cos(np.arange(y.data.size)).reshape(y.shape).astype(y.dtype)))
-        return [y.data] + [t.grad.data for t in leaves]
+        y.backward(cl.tensor(np.cos(np.arange(y._data.size)).reshape(y.shape).astype(y.dtype)))
+        return [y._data] + [t.grad._data for t in leaves]
     finally:
         parallel.set_num_threads(parallel._default_threads())
 

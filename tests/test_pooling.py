@@ -107,7 +107,7 @@ def test_weighted_avg_pool_matches_loop_reference(dims, kernel, stride, padding,
     raw = rng.random(kernel) if user_weights else None
     w = raw / raw.sum() if user_weights else P.gaussian_pool_weights(kernel)
     out = fn(Tensor(x), kernel, stride, padding, weights=raw)
-    np.testing.assert_allclose(out.data, weighted_reference(x, kernel, stride, padding, w), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out._data, weighted_reference(x, kernel, stride, padding, w), rtol=1e-12, atol=1e-12)
 
 
 def test_gaussian_weights_definition():
@@ -123,11 +123,11 @@ def test_gaussian_weights_definition():
 
 def test_weighted_avg_pool_of_constant_is_constant_and_user_weights_are_normalised():
     x = Tensor(np.full((1, 2, 6, 6), 3.0))
-    assert np.allclose(P.weighted_avg_pool2d(x, 2).data, 3.0)
+    assert np.allclose(P.weighted_avg_pool2d(x, 2)._data, 3.0)
     one_hot = np.zeros((2, 2))
     one_hot[1, 0] = 5.0  # normalised to 1: picks the bottom-left cell of each window
     out = P.weighted_avg_pool2d(Tensor(np.arange(36.0).reshape(1, 1, 6, 6)), 2, weights=one_hot)
-    np.testing.assert_array_equal(out.data[0, 0], np.arange(36.0).reshape(6, 6)[1::2, 0::2])
+    np.testing.assert_array_equal(out._data[0, 0], np.arange(36.0).reshape(6, 6)[1::2, 0::2])
 
 
 # ---- the course's properties ----------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def test_max_pooling_ignores_a_one_pixel_shift_inside_the_window():
         for r, c in feature:
             rr, cc = (r // 2) * 2 + (r % 2 + shift[0]) % 2, (c // 2) * 2 + (c % 2 + shift[1]) % 2
             image[0, 0, rr, cc] = 9.0
-        pooled = P.max_pool2d(Tensor(image), 2).data
+        pooled = P.max_pool2d(Tensor(image), 2)._data
         expected = pooled if expected is None else expected
         np.testing.assert_array_equal(pooled, expected)
     assert expected[0, 0].tolist() == [[9.0, 0.0], [9.0, 9.0]]
@@ -158,7 +158,7 @@ def test_pooling_keeps_the_maps_and_has_no_parameters(op):
     y = op(x)
     assert y.shape[:2] == (2, 5)  # one pooled map per input map
     assert y._ctx.parents == (x,)  # the input is the only thing the output depends on
-    np.testing.assert_array_equal(op(Tensor(x.data)).data, y.data)  # nothing changes between calls
+    np.testing.assert_array_equal(op(Tensor(x._data))._data, y._data)  # nothing changes between calls
 
 
 # ---- dtypes, strided inputs, identities -----------------------------------------------------------------
@@ -179,51 +179,51 @@ def test_non_contiguous_input(op):
     g = np.random.default_rng(1).standard_normal(op(contiguous).shape)
     for t in (strided, contiguous):
         op(t).backward(g)
-    np.testing.assert_array_equal(op(strided).data, op(contiguous).data)
-    np.testing.assert_array_equal(strided.grad.data, contiguous.grad.data)
+    np.testing.assert_array_equal(op(strided)._data, op(contiguous)._data)
+    np.testing.assert_array_equal(strided.grad._data, contiguous.grad._data)
 
 
 def test_max_pool_overlapping_windows_accumulate_and_ties_pick_the_first():
     x = leaf(np.array([[[0.0, 5.0, 1.0, 2.0]]]))
     y = P.max_pool1d(x, kernel_size=2, stride=1)  # windows (0,5) (5,1) (1,2): 5 wins twice
     y.backward(np.ones(y.shape))
-    assert y.data.tolist() == [[[5.0, 5.0, 2.0]]] and x.grad.data.tolist() == [[[0.0, 2.0, 0.0, 1.0]]]
+    assert y._data.tolist() == [[[5.0, 5.0, 2.0]]] and x.grad._data.tolist() == [[[0.0, 2.0, 0.0, 1.0]]]
     ties = leaf(np.ones((1, 1, 2, 2)))
     P.max_pool2d(ties, 2).sum().backward()
-    assert ties.grad.data.tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
+    assert ties.grad._data.tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
 
 
 def test_max_pool_propagates_nan_and_routes_its_gradient_to_it():
     x = leaf(np.array([[[1.0, np.nan, 3.0, 2.0]]]))
     y = P.max_pool1d(x, 2)
     y.backward(np.ones(y.shape))
-    assert np.isnan(y.data[0, 0, 0]) and y.data[0, 0, 1] == 3.0
-    assert x.grad.data.tolist() == [[[0.0, 1.0, 1.0, 0.0]]]
+    assert np.isnan(y._data[0, 0, 0]) and y._data[0, 0, 1] == 3.0
+    assert x.grad._data.tolist() == [[[0.0, 1.0, 1.0, 0.0]]]
 
 
 def test_max_pool_padding_is_never_the_maximum():
     x = Tensor(-np.arange(1.0, 10.0).reshape(1, 1, 3, 3))
-    assert P.max_pool2d(x, 3, stride=1, padding=1).data.max() == -1.0
+    assert P.max_pool2d(x, 3, stride=1, padding=1)._data.max() == -1.0
 
 
 def test_avg_pool_divisors():
     x = Tensor(np.ones((1, 1, 5)))
-    np.testing.assert_allclose(P.avg_pool1d(x, 3, 2, 1).data, [[[2 / 3, 1.0, 2 / 3]]])
-    np.testing.assert_allclose(P.avg_pool1d(x, 3, 2, 1, count_include_pad=False).data, [[[1.0, 1.0, 1.0]]])
+    np.testing.assert_allclose(P.avg_pool1d(x, 3, 2, 1)._data, [[[2 / 3, 1.0, 2 / 3]]])
+    np.testing.assert_allclose(P.avg_pool1d(x, 3, 2, 1, count_include_pad=False)._data, [[[1.0, 1.0, 1.0]]])
     # ceil_mode: the last window starts at 5 and runs past the padded input (cells −1..6), so it is clipped
     # to the 2 cells 5 and 6 (one real, one padding): 1/2 with the padding counted, 1/1 without
     x = Tensor(np.ones((1, 1, 6)))
-    np.testing.assert_allclose(P.avg_pool1d(x, 3, 2, 1, ceil_mode=True).data, [[[2 / 3, 1.0, 1.0, 0.5]]])
-    np.testing.assert_allclose(P.avg_pool1d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False).data,
+    np.testing.assert_allclose(P.avg_pool1d(x, 3, 2, 1, ceil_mode=True)._data, [[[2 / 3, 1.0, 1.0, 0.5]]])
+    np.testing.assert_allclose(P.avg_pool1d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False)._data,
                                [[[1.0, 1.0, 1.0, 1.0]]])
 
 
 def test_adaptive_pooling_global_and_identity():
     x = distinct((2, 3, 5, 7))
-    np.testing.assert_allclose(P.adaptive_avg_pool2d(Tensor(x), 1).data, x.mean(axis=(2, 3), keepdims=True))
-    np.testing.assert_array_equal(P.adaptive_max_pool2d(Tensor(x), 1).data, x.max(axis=(2, 3), keepdims=True))
-    np.testing.assert_allclose(P.adaptive_avg_pool2d(Tensor(x), (None, None)).data, x)
-    np.testing.assert_array_equal(P.adaptive_max_pool2d(Tensor(x), (5, 7)).data, x)
+    np.testing.assert_allclose(P.adaptive_avg_pool2d(Tensor(x), 1)._data, x.mean(axis=(2, 3), keepdims=True))
+    np.testing.assert_array_equal(P.adaptive_max_pool2d(Tensor(x), 1)._data, x.max(axis=(2, 3), keepdims=True))
+    np.testing.assert_allclose(P.adaptive_avg_pool2d(Tensor(x), (None, None))._data, x)
+    np.testing.assert_array_equal(P.adaptive_max_pool2d(Tensor(x), (5, 7))._data, x)
 
 
 def test_pool_output_shape_uses_the_shared_formula():
@@ -308,7 +308,7 @@ def test_fast_2x2_matches_the_general_code(shape, kind):
         y = op(x, 2)
         assert y._ctx.fast == fast
         y.backward(g)
-        results.append((y.data, x.grad.data))
+        results.append((y._data, x.grad._data))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
@@ -328,8 +328,8 @@ def test_fast_2x2_max_nan_and_ties_in_the_vector_loop(dtype):
     y = P.max_pool2d(t, 2)
     assert y._ctx.fast
     y.backward(np.arange(1, 9, dtype=dtype).reshape(1, 1, 1, 8))
-    assert np.isnan(y.data[0, 0, 0, [1, 2]]).all() and y.data[0, 0, 0, [0, 3, 4]].tolist() == [0, 7, 3]
-    grad = t.grad.data[0, 0]
+    assert np.isnan(y._data[0, 0, 0, [1, 2]]).all() and y._data[0, 0, 0, [0, 3, 4]].tolist() == [0, 7, 3]
+    grad = t.grad._data[0, 0]
     assert grad[0, 2] == 2 and grad[1, 5] == 3 and grad[0, 4] == 0  # the NaN cells get the gradient
     assert grad[:, 6:8].tolist() == [[4, 0], [0, 0]] and grad[1, 8] == 5 and grad[0, 0] == 1
     assert grad.sum() == sum(range(1, 9))
@@ -338,8 +338,8 @@ def test_fast_2x2_max_nan_and_ties_in_the_vector_loop(dtype):
 def test_fast_2x2_max_ties_and_nan_in_2d():
     ties = leaf(np.zeros((1, 1, 2, 4)))
     P.max_pool2d(ties, 2).sum().backward()
-    assert ties.grad.data.tolist() == [[[[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]]
+    assert ties.grad._data.tolist() == [[[[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]]
     x = leaf(np.array([[[[1.0, 2.0], [np.nan, np.nan]]]]))
     y = P.max_pool2d(x, 2)
     y.backward(np.ones(y.shape))
-    assert np.isnan(y.data).all() and x.grad.data.tolist() == [[[[0.0, 0.0], [1.0, 0.0]]]]
+    assert np.isnan(y._data).all() and x.grad._data.tolist() == [[[[0.0, 0.0], [1.0, 0.0]]]]

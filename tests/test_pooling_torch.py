@@ -51,8 +51,8 @@ def _compare(ours_fn, torch_fn, x, rtol=1e-10, atol=1e-12):
     tout = torch_fn(tx)
     tout.backward(torch.tensor(g))
     assert out.shape == tuple(tout.shape)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=rtol, atol=atol)
-    np.testing.assert_allclose(t.grad.data, tx.grad.numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(out._data, tout.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(t.grad._data, tx.grad.numpy(), rtol=rtol, atol=atol)
 
 
 def _distinct(shape, seed):

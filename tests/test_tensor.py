@@ -60,14 +60,14 @@ def test_unary_gradcheck_and_torch(name):
     fn, positive = UNARY[name]
     a = t64(2, 3, 4, positive=positive)
     gradcheck(fn, [a])
-    ta = torch.tensor(a.data, requires_grad=True)
+    ta = torch.tensor(a._data, requires_grad=True)
     out, tout = fn(a), fn(ta)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out._data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
     g = RNG.standard_normal(out.shape)
     a.grad = None
     out.backward(cl.tensor(g, dtype="float64"))
     tout.backward(torch.tensor(g))
-    np.testing.assert_allclose(a.grad.data, ta.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.grad._data, ta.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 BINARY = {
@@ -87,14 +87,14 @@ def test_binary_broadcasting_gradcheck_and_torch(name, shapes):
     positive = name in ("pow", "div")
     a, b = t64(*shapes[0], positive=positive), t64(*shapes[1], positive=positive)
     gradcheck(fn, [a, b])
-    ta, tb = torch.tensor(a.data, requires_grad=True), torch.tensor(b.data, requires_grad=True)
+    ta, tb = torch.tensor(a._data, requires_grad=True), torch.tensor(b._data, requires_grad=True)
     a.grad = b.grad = None
     out, tout = fn(a, b), fn(ta, tb)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(out._data, tout.detach().numpy(), rtol=1e-10)
     out.sum().backward()
     tout.sum().backward()
-    np.testing.assert_allclose(a.grad.data, ta.grad.numpy(), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(b.grad.data, tb.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a.grad._data, ta.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b.grad._data, tb.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("shapes", [((3,), (3,)), ((2, 3), (3, 4)), ((3,), (3, 4)), ((2, 3), (3,)),
@@ -103,13 +103,13 @@ def test_binary_broadcasting_gradcheck_and_torch(name, shapes):
 def test_matmul_gradcheck_and_torch(shapes):
     a, b = t64(*shapes[0]), t64(*shapes[1])
     gradcheck(lambda x, y: x @ y, [a, b])
-    ta, tb = torch.tensor(a.data, requires_grad=True), torch.tensor(b.data, requires_grad=True)
+    ta, tb = torch.tensor(a._data, requires_grad=True), torch.tensor(b._data, requires_grad=True)
     a.grad = b.grad = None
     (a @ b).sum().backward()
     (ta @ tb).sum().backward()
-    np.testing.assert_allclose((a @ b).data, (ta @ tb).detach().numpy(), rtol=1e-10)
-    np.testing.assert_allclose(a.grad.data, ta.grad.numpy(), rtol=1e-10)
-    np.testing.assert_allclose(b.grad.data, tb.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose((a @ b)._data, (ta @ tb).detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(a.grad._data, ta.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(b.grad._data, tb.grad.numpy(), rtol=1e-10)
 
 
 def test_fancy_indexing_with_repeats_and_masks():
@@ -117,10 +117,10 @@ def test_fancy_indexing_with_repeats_and_masks():
     idx = np.array([0, 2, 0, 3])
     gradcheck(lambda x: x[idx] * 2, [a])
     gradcheck(lambda x: x[idx, np.array([1, 1, 0, 2])], [a])
-    gradcheck(lambda x: x[x.data > 0], [a])
+    gradcheck(lambda x: x[x._data > 0], [a])
     a.grad = None
     a[cl.tensor(idx)].sum().backward()
-    np.testing.assert_array_equal(a.grad.data[:, 0], [2, 0, 1, 1])
+    np.testing.assert_array_equal(a.grad._data[:, 0], [2, 0, 1, 1])
 
 
 def test_cat_and_stack():
@@ -128,8 +128,8 @@ def test_cat_and_stack():
     gradcheck(lambda x, y: cl.cat([x, y], 0), [a, b])
     c = t64(2, 3)
     gradcheck(lambda x, y: cl.stack([x, y], dim=1), [a, c])
-    ta, tc = torch.tensor(a.data), torch.tensor(c.data)
-    np.testing.assert_array_equal(cl.stack([a, c], -1).data, torch.stack([ta, tc], -1).numpy())
+    ta, tc = torch.tensor(a._data), torch.tensor(c._data)
+    np.testing.assert_array_equal(cl.stack([a, c], -1)._data, torch.stack([ta, tc], -1).numpy())
     with pytest.raises(ValueError, match="cat"):
         cl.cat([])
 
@@ -137,9 +137,9 @@ def test_cat_and_stack():
 def test_max_ties_share_gradient_like_torch_amax():
     a = cl.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 2.0]], requires_grad=True)
     a.amax(1).sum().backward()
-    ta = torch.tensor(a.data, requires_grad=True)
+    ta = torch.tensor(a._data, requires_grad=True)
     ta.amax(1).sum().backward()
-    np.testing.assert_allclose(a.grad.data, ta.grad.numpy())
+    np.testing.assert_allclose(a.grad._data, ta.grad.numpy())
 
 
 def test_cast_keeps_gradient_dtype_and_int_cast_ends_graph():
@@ -148,7 +148,7 @@ def test_cast_keeps_gradient_dtype_and_int_cast_ends_graph():
     assert b.dtype == np.float64 and b.requires_grad
     (b * 2).sum().backward()
     assert a.grad.dtype == np.float32
-    np.testing.assert_allclose(a.grad.data, 2)
+    np.testing.assert_allclose(a.grad._data, 2)
     assert not a.long().requires_grad  # an integer result carries no gradient, as in PyTorch
 
 
@@ -174,7 +174,7 @@ def test_gradient_accumulates_and_zero_dim_reductions():
     a = t64(3)
     (a * 2).sum().backward()
     (a * 3).sum().backward()
-    np.testing.assert_allclose(a.grad.data, 5)
+    np.testing.assert_allclose(a.grad._data, 5)
     s = cl.tensor(2.0, dtype="float64", requires_grad=True)
     out = s.sum(0) * 3  # dim 0 of a 0-d tensor is allowed, as in PyTorch
     out.backward()
@@ -196,8 +196,8 @@ def test_hooks_retain_grad_and_second_backward_error():
     h.retain_grad()
     h.sum().backward()
     assert len(seen) == 1
-    np.testing.assert_allclose(a.grad.data, 20)
-    np.testing.assert_allclose(h.grad.data, 1)
+    np.testing.assert_allclose(a.grad._data, 20)
+    np.testing.assert_allclose(h.grad._data, 1)
     out = (a * a).sum()
     out.backward(retain_graph=True)
     out.backward()
@@ -239,6 +239,6 @@ def test_random_generator_is_seeded():
     state = cl.get_rng_state()
     y = cl.rand(5)
     cl.manual_seed(3)
-    np.testing.assert_array_equal(cl.randn(4).data, x.data)
+    np.testing.assert_array_equal(cl.randn(4)._data, x._data)
     cl.set_rng_state(state)
-    np.testing.assert_array_equal(cl.rand(5).data, y.data)
+    np.testing.assert_array_equal(cl.rand(5)._data, y._data)

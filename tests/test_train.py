@@ -315,7 +315,7 @@ def test_fit_matches_a_torch_training_loop(name):
                               torch.nn.Flatten(), torch.nn.Linear(100, 3)).double()
     with torch.no_grad():
         for (_, p), t in zip(model.named_parameters(), net.parameters()):
-            t.copy_(torch.from_numpy(p.data.astype(np.float64)))
+            t.copy_(torch.from_numpy(p._data.astype(np.float64)))
     recipe = Recipe(optimizer=name, lr=0.05 if name == "sgd" else 0.01, momentum=0.9, weight_decay=1e-3)
     opt = recipe.make_optimizer(model.parameters())
     sched = convlens.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
@@ -327,7 +327,7 @@ def test_fit_matches_a_torch_training_loop(name):
     batches = []
     for epoch in range(3):
         loader.set_epoch(epoch)
-        batches.append([(x.data.copy(), y.data.copy()) for x, y in loader])
+        batches.append([(x._data.copy(), y._data.copy()) for x, y in loader])
     fit(model, loader, optimizer=opt, scheduler=sched, epochs=3, progress=False)
     for epoch_batches in batches:
         for x, y in epoch_batches:
@@ -336,5 +336,5 @@ def test_fit_matches_a_torch_training_loop(name):
             t_opt.step()
         t_sched.step()
     for (n, p), t in zip(model.named_parameters(), net.parameters()):
-        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=2e-3, atol=2e-4, err_msg=n)
+        np.testing.assert_allclose(p._data, t.detach().numpy(), rtol=2e-3, atol=2e-4, err_msg=n)
     assert opt.param_groups[0]["lr"] == pytest.approx(t_opt.param_groups[0]["lr"])

@@ -33,7 +33,7 @@ def capture(model, x):
     captured, handles = [], []
     for name, module in leaves:
         def hook(mod, inputs, output, name=name):
-            captured.append((name, mod, getattr(output, "data", output)))
+            captured.append((name, mod, getattr(output, "_data", output)))
 
         handles.append(module.register_forward_hook(hook))
     try:
@@ -73,13 +73,13 @@ def run(args) -> int:
         print(f"{name:<16} {type(module).__name__:<14} {'×'.join(map(str, maps.shape)):<12} -> {file}")
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
-        if weight is not None and np.asarray(weight.data).ndim == 4:
+        if weight is not None and np.asarray(weight._data).ndim == 4:
             file = f"kernels-{_safe(name)}.png"
-            kernel_grid(weight.data).save(out_dir / file)
+            kernel_grid(weight._data).save(out_dir / file)
             written.append(file)
-            print(f"kernels of {name} ({'×'.join(map(str, weight.data.shape))}) -> {file}")
+            print(f"kernels of {name} ({'×'.join(map(str, weight._data.shape))}) -> {file}")
             break
-    probs = F.softmax(logits, dim=1).data[0]
+    probs = F.softmax(logits, dim=1)._data[0]
     classes = info.get("classes") or [str(i) for i in range(probs.shape[0])]
     top = np.argsort(-probs, kind="stable")[:3]
     print("prediction: " + ", ".join(f"{classes[j]} ({probs[j]:.1%})" for j in top))

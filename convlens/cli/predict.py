@@ -38,7 +38,7 @@ def run(args) -> int:
     classes = list(info.get("classes") or [])
     x = np.concatenate([prepare_image(im, shape, info, args.prepare)[0] for im in images])
     with no_grad():
-        probs = F.softmax(model(Tensor._wrap(x)), dim=1).data
+        probs = F.softmax(model(Tensor._wrap(x)), dim=1)._data
     if not classes:
         classes = [str(i) for i in range(probs.shape[1])]
     k = min(args.top_k, probs.shape[1])

@@ -152,7 +152,7 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         def loss_fn(out, y):
             return F.cross_entropy(out, y, label_smoothing=recipe.label_smoothing)
 
-    n_params = sum(int(p.data.size) for p in model.parameters())
+    n_params = sum(int(p._data.size) for p in model.parameters())
     eprint(f"convlens train: {'resuming ' + str(run_dir) if meta else 'run directory ' + str(run_dir)}")
     eprint(recipe.describe())
     eprint(f"  data             {len(train_ds)} training, {len(val_ds) if val_ds else 0} validation, "

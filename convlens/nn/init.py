@@ -1,7 +1,7 @@
 """Weight initialisation, in place, with PyTorch's names and formulas (`torch.nn.init`).
 
 Random draws come from `convlens.tensor.default_generator()` (seeded by `convlens.manual_seed`) unless a
-NumPy ``generator`` is passed. Every function fills ``tensor.data`` without recording a gradient and
+NumPy ``generator`` is passed. Every function fills the tensor's array without recording a gradient and
 returns the tensor.
 """
 
@@ -60,7 +60,7 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 def _fill(tensor: Tensor, values) -> Tensor:
     if not isinstance(tensor, Tensor):
         raise ValueError(f"init: expected a convlens Tensor or Parameter, got {type(tensor).__name__}")
-    tensor.data[...] = values
+    tensor._data[...] = values
     return tensor
 
 

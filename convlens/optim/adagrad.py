@@ -36,7 +36,7 @@ class Adagrad(Optimizer):
         # PyTorch creates Adagrad's state up front, so state_dict() has it before the first step
         for group in self.param_groups:
             for p in group["params"]:
-                self.state[p] = self._init_state(p.data, group)
+                self.state[p] = self._init_state(p._data, group)
 
     def _validate(self, group: dict) -> None:
         self._check_non_negative(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")

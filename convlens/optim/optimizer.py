@@ -117,8 +117,8 @@ class Optimizer:
                     continue
                 state = self.state[p]
                 if not state:
-                    state.update(self._init_state(p.data, group))
-                self._update(p.data, p.grad.data, state, group)
+                    state.update(self._init_state(p._data, group))
+                self._update(p._data, p.grad._data, state, group)
         return loss
 
     def _init_state(self, p: np.ndarray, group: dict) -> dict:

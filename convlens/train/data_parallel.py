@@ -64,7 +64,7 @@ class SlicedStep:
     @staticmethod
     def _replicate(model):
         """A copy of `model` whose parameters and buffers are new Tensors over the same arrays."""
-        shared = {id(t.data): t.data for t in (*model.parameters(), *model.buffers())}
+        shared = {id(t._data): t._data for t in (*model.parameters(), *model.buffers())}
         return copy.deepcopy(model, memo=shared)
 
     def _sync(self) -> None:
@@ -72,22 +72,22 @@ class SlicedStep:
         master = [*self.model.parameters(), *self.model.buffers()]
         for replica in self.replicas[1:]:
             for mine, theirs in zip((*replica.parameters(), *replica.buffers()), master):
-                mine.data = theirs.data
+                mine._data = theirs._data
                 mine.grad = None
             replica.train(self.model.training)
 
     def __call__(self, x: Tensor, y: Tensor):
         n = x.shape[0]
-        parts = min(self.slices, max(1, n // MIN_SLICE_IMAGES), max(1, x.data.size // MIN_SLICE_VALUES))
+        parts = min(self.slices, max(1, n // MIN_SLICE_IMAGES), max(1, x._data.size // MIN_SLICE_VALUES))
         if parts > 1 and not supported(self.model):  # e.g. a live view hooked the model during training
             parts = 1
         if parts == 1:
             out = self.model(x)
             loss = self.loss_fn(out, y)
             loss.backward()
-            return float(loss.item()), out.data
+            return float(loss.item()), out._data
         self._sync()
-        labels = y.data if isinstance(y, Tensor) else np.asarray(y)
+        labels = y._data if isinstance(y, Tensor) else np.asarray(y)
         edges = [n * i // parts for i in range(parts + 1)]
         results: list = [None] * parts
         errors: list = []
@@ -96,11 +96,11 @@ class SlicedStep:
             lo, hi = edges[i], edges[i + 1]
             try:
                 with parallel.serial():
-                    out = self.replicas[i](Tensor._wrap(x.data[lo:hi]))
+                    out = self.replicas[i](Tensor._wrap(x._data[lo:hi]))
                     part = labels[lo:hi]
                     loss = self.loss_fn(out, Tensor._wrap(part) if isinstance(y, Tensor) else part)
                     loss.backward(Tensor._wrap(np.asarray((hi - lo) / n, dtype=loss.dtype)))
-                results[i] = (float(loss.item()) * (hi - lo) / n, out.data)
+                results[i] = (float(loss.item()) * (hi - lo) / n, out._data)
             except BaseException as e:  # re-raised in the calling thread
                 errors.append(e)
 
@@ -120,7 +120,7 @@ class SlicedStep:
                 if master.grad is None:
                     master.grad = mine.grad
                 else:
-                    master.grad.data += mine.grad.data
+                    master.grad._data += mine.grad._data
                 mine.grad = None
         loss = math.fsum(r[0] for r in results)
         return loss, np.concatenate([r[1] for r in results])

@@ -247,7 +247,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                 n = int(y.shape[0])
                 state.batch += 1
                 state.loss_sum += value * n
-                state.correct += int((logits.argmax(axis=1) == y.data).sum())
+                state.correct += int((logits.argmax(axis=1) == y._data).sum())
                 state.seen += n
                 state.examples_total += n
                 elapsed = state.train_seconds + time.perf_counter() - t0

@@ -10,7 +10,7 @@ __all__ = ["accuracy", "confusion_matrix", "per_class_accuracy", "evaluate"]
 
 
 def _array(x) -> np.ndarray:
-    return np.asarray(getattr(x, "data", x)) if not isinstance(x, np.ndarray) else x
+    return np.asarray(getattr(x, "_data", x)) if not isinstance(x, np.ndarray) else x
 
 
 def _predictions(output) -> np.ndarray:
@@ -69,8 +69,8 @@ def evaluate(model, loader, loss_fn=None, num_classes: int | None = None, progre
                 out = model(x)
                 n = int(y.shape[0])
                 total_loss += float(loss_fn(out, y).item()) * n
-                preds.append(out.data.argmax(axis=1))
-                labels.append(np.asarray(y.data))
+                preds.append(out._data.argmax(axis=1))
+                labels.append(np.asarray(y._data))
                 if bar is not None:
                     bar.update(1)
     finally:

@@ -78,7 +78,7 @@ def trace(model, x: np.ndarray, input_shape=None) -> list[LayerTrace]:
         module = modules[row["module"]]
 
         def hook(mod, inputs, output, key=row["module"]):
-            seen[key] = (np.array(inputs[0].data[0]), np.array(output.data[0]))
+            seen[key] = (np.array(inputs[0]._data[0]), np.array(output._data[0]))
 
         handles.append(module.register_forward_hook(hook))
     was_training = model.training
@@ -225,10 +225,10 @@ def explain_conv(traces: list[LayerTrace], layer: str, channel, y, x) -> dict:
     group = channel // (m.out_channels // m.groups)
     chans = list(range(group * per_group_in, (group + 1) * per_group_in))
     patch, mask, origin = _window(t, chans, y, x, _NP_PAD[m.padding_mode], 0.0)
-    kernel = np.asarray(m.weight.data[channel])
+    kernel = np.asarray(m.weight._data[channel])
     products = patch.astype(np.float64) * kernel.astype(np.float64)
     total = float(products.sum())
-    bias = float(m.bias.data[channel]) if m.bias is not None else 0.0
+    bias = float(m.bias._data[channel]) if m.bias is not None else 0.0
     value = total + bias
     return {
         "layer": t.name, "type": t.type, "channel": channel, "y": y, "x": x,

@@ -242,7 +242,7 @@ class TrainJob:
         from convlens.checkpoint import build_model as rebuild
 
         def do():
-            state = {k: np.array(getattr(v, "data", v)) for k, v in self.model.state_dict().items()}
+            state = {k: np.array(getattr(v, "_data", v)) for k, v in self.model.state_dict().items()}
             fresh = rebuild(self.info(), "training job")
             fresh.load_state_dict(state)
             fresh.eval()
@@ -362,14 +362,14 @@ class TrainJob:
                                "values": float_map(t.output, 16 if t.output.ndim == 3 and t.output[0].size > 1 else None)})
             if kind == "conv" and kernels is None:
                 kernels = {"layer": t.name, "shape": list(t.module.weight.shape),
-                           "values": float_map(t.module.weight.data, 32)}
+                           "values": float_map(t.module.weight._data, 32)}
         from convlens.autograd import no_grad
         from convlens.tensor import Tensor
 
         self.model.eval()
         try:
             with no_grad():
-                out = self.model(Tensor._wrap(np.ascontiguousarray(x, np.float32))).data
+                out = self.model(Tensor._wrap(np.ascontiguousarray(x, np.float32)))._data
         finally:
             self.model.train()
         strip = []

@@ -20,7 +20,7 @@ def _ids(x):
 
 
 def _collect(loader):
-    return [(x.data.copy(), y.data.copy()) for x, y in loader]
+    return [(x._data.copy(), y._data.copy()) for x, y in loader]
 
 
 def test_batches_types_and_len():
@@ -31,10 +31,10 @@ def test_batches_types_and_len():
     assert len(batches) == 11
     x, y = batches[0]
     assert isinstance(x, Tensor) and isinstance(y, Tensor)
-    assert x.data.dtype == np.float32 and x.shape == (10, 3, 6, 6) and y.data.dtype == np.int64
+    assert x._data.dtype == np.float32 and x.shape == (10, 3, 6, 6) and y._data.dtype == np.int64
     assert batches[-1][0].shape == (3, 3, 6, 6)
-    np.testing.assert_array_equal(x.data, ds.images[:10] / np.float32(255))
-    assert 0 <= x.data.min() and x.data.max() <= 1
+    np.testing.assert_array_equal(x._data, ds.images[:10] / np.float32(255))
+    assert 0 <= x._data.min() and x._data.max() <= 1
     assert [b[0].shape[0] for b in DataLoader(ds, 10, drop_last=True)] == [10] * 10
 
 
@@ -82,9 +82,9 @@ def test_resume_mid_epoch_bit_exact_with_augmentation():
 
 def test_abandoned_pass_restarts_the_epoch():
     loader = DataLoader(_ds(), 8, shuffle=True, seed=1)
-    first = next(iter(loader))[0].data.copy()
+    first = next(iter(loader))[0]._data.copy()
     assert loader.epoch == 0
-    np.testing.assert_array_equal(next(iter(loader))[0].data, first)
+    np.testing.assert_array_equal(next(iter(loader))[0]._data, first)
 
 
 def test_prefetch_gives_identical_batches():
@@ -101,7 +101,7 @@ def test_prefetch_gives_identical_batches():
 def test_transform_applied_and_error_propagates_through_prefetch():
     ds = _ds()
     x, _ = next(iter(DataLoader(ds, 4, transform=T.Normalize([0.5] * 3, [0.5] * 3))))
-    np.testing.assert_allclose(x.data, ds.images[:4] / 255 * 2 - 1, atol=1e-6)
+    np.testing.assert_allclose(x._data, ds.images[:4] / 255 * 2 - 1, atol=1e-6)
 
     class Boom(T.Transform):
         def __call__(self, batch, rng=None):

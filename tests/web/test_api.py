@@ -119,7 +119,7 @@ def test_explain_conv_equals_engine(client, layer, positions):
         products = np.array(d["products"])
         np.testing.assert_allclose(products, np.array(d["patch"]) * np.array(d["kernel"]), rtol=1e-12)
         assert abs(products.sum() - d["sum"]) < 1e-9
-        np.testing.assert_array_equal(np.array(d["kernel"], np.float32), t.module.weight.data[c])
+        np.testing.assert_array_equal(np.array(d["kernel"], np.float32), t.module.weight._data[c])
         assert d["activation"]["type"] == "ReLU" and d["activation"]["engine"] == float(traces[i + 1].output[c, y, x])
         assert rel_close(d["activation"]["value"], max(engine, 0.0))
     corner = client.post("/api/explain/conv", json={"sample": 7, "layer": "conv1", "channel": 0, "y": 0, "x": 0}).json()

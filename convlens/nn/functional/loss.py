@@ -42,7 +42,7 @@ def _check_common(where: str, input, reduction: str) -> None:
 
 def _class_targets(where: str, input: Tensor, target, weight, ignore_index: int):
     """Validate class-index targets; return (target array, valid mask, per-sample weight w_y, weights)."""
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
     expected = (input.shape[0],) + input.shape[2:]
     if t.dtype.kind not in "iu":
         raise ValueError(f"{where}: expected integer class indices (int64) as target, got dtype {t.dtype}")
@@ -57,7 +57,7 @@ def _class_targets(where: str, input: Tensor, target, weight, ignore_index: int)
                          f"(or ignore_index={ignore_index}), got {int(t[bad].flat[0])}")
     w = None
     if weight is not None:
-        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        w = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
         if w.shape != (classes,):
             raise ValueError(f"{where}: expected weight of shape ({classes},) for {classes} classes, got {w.shape}")
         w = w.astype(input.dtype, copy=False)
@@ -69,7 +69,7 @@ def _class_targets(where: str, input: Tensor, target, weight, ignore_index: int)
 def _batched(input: Tensor, target):
     """PyTorch's unbatched form: input (C,) with a 0-d target becomes a batch of one."""
     if input.ndim == 1:
-        t = target.data if isinstance(target, Tensor) else np.asarray(target)
+        t = target._data if isinstance(target, Tensor) else np.asarray(target)
         if t.ndim == 1 and t.shape == input.shape:  # class probabilities
             return input.unsqueeze(0), t[None], True
         return input.unsqueeze(0), t.reshape((1,) + t.shape), True
@@ -120,15 +120,15 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     if input.ndim == 0:
         raise ValueError(f"{where}: expected input of shape (N, C) or (N, C, d1, ...), got a 0-d input")
     x, t, unbatched = _batched(input, target)
-    t_array = t.data if isinstance(t, Tensor) else np.asarray(t)
+    t_array = t._data if isinstance(t, Tensor) else np.asarray(t)
     if t_array.dtype.kind == "f":
         if t_array.shape != x.shape:
             raise ValueError(f"{where}: class-probability targets must have the input's shape {input.shape}, "
                              f"got {t_array.shape}; class indices must be integers")
-        w = None if weight is None else (weight.data if isinstance(weight, Tensor) else np.asarray(weight))
+        w = None if weight is None else (weight._data if isinstance(weight, Tensor) else np.asarray(weight))
         if w is not None and w.shape != (x.shape[1],):
             raise ValueError(f"{where}: expected weight of shape ({x.shape[1]},), got {w.shape}")
-        denominator = x.data.size // x.shape[1]
+        denominator = x._data.size // x.shape[1]
         out = CrossEntropy.apply(x, probs=t_array.astype(x.dtype, copy=False),
                                  weight=None if w is None else w.astype(x.dtype), smoothing=label_smoothing,
                                  reduction=reduction, denominator=denominator)

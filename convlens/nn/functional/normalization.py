@@ -49,7 +49,7 @@ class BatchNorm(Function):
 def _array(value, name: str, channels: int):
     if value is None:
         return None
-    array = value.data if isinstance(value, Tensor) else value
+    array = value._data if isinstance(value, Tensor) else value
     if not isinstance(array, np.ndarray) or array.shape != (channels,):
         shape = getattr(array, "shape", type(array).__name__)
         raise ValueError(f"batch_norm: expected {name} of shape ({channels},), got {shape}")
@@ -79,14 +79,14 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tenso
             raise ValueError(f"batch_norm: expected {name} of shape ({channels},) for input {input.shape}, "
                              f"got {t.shape}")
     axes = (0,) + tuple(range(2, input.ndim))
-    count = input.data.size // max(channels, 1)
+    count = input._data.size // max(channels, 1)
     dtype = input.dtype
     if training:
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                              f"got input of shape {input.shape}")
-        mean = input.data.mean(axis=axes)
-        var = input.data.var(axis=axes)  # biased, as used to normalise
+        mean = input._data.mean(axis=axes)
+        var = input._data.var(axis=axes)  # biased, as used to normalise
         invstd = (1.0 / np.sqrt(var + dtype.type(eps))).astype(dtype, copy=False)
         out = BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd, batch_stats=True)
         if rm is not None:

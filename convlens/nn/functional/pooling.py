@@ -269,7 +269,7 @@ def gaussian_pool_weights(kernel_size: tuple[int, ...]) -> np.ndarray:
 def _pool_weights(where: str, weights, kernel: tuple[int, ...]) -> np.ndarray:
     if weights is None:
         return gaussian_pool_weights(kernel)
-    w = np.asarray(weights.data if isinstance(weights, Tensor) else weights, dtype=np.float64)
+    w = np.asarray(weights._data if isinstance(weights, Tensor) else weights, dtype=np.float64)
     if w.shape != kernel:
         raise ValueError(f"{where}: weights must have the kernel's shape {kernel}, got shape {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from convlens.autograd import clear_grads
+from convlens.devices import check_device, is_device_like
 from convlens.tensor import Tensor, as_dtype
 
 
@@ -21,13 +22,13 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
             data = np.empty(0, dtype=np.float32)
-        array = data.data if isinstance(data, Tensor) else data
+        array = data._data if isinstance(data, Tensor) else data
         if isinstance(array, np.ndarray):
-            self.data = array
+            self._data = array
             if requires_grad and array.dtype.kind != "f":
                 raise RuntimeError(f"only floating point parameters can require gradients, got dtype {array.dtype}")
             self.grad, self.requires_grad, self._ctx = None, bool(requires_grad), None
-            self._hooks, self._retains_grad = [], False
+            self._hooks, self._retains_grad, self._consumed = [], False, False
         else:
             super().__init__(data, requires_grad=requires_grad)
 
@@ -294,15 +295,17 @@ class Module:
         objects, so optimizers keep working). ``"cpu"`` is accepted and ignored, as the only device."""
         dtype = kwargs.pop("dtype", None)
         device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
         if kwargs:
             raise TypeError(f"{type(self).__name__}.to: unexpected arguments {sorted(kwargs)}")
         for arg in args:
-            if isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda", "mps"):
+            if is_device_like(arg):
                 device = arg
+            elif isinstance(arg, Tensor):
+                dtype = arg.dtype
             else:
                 dtype = arg
-        if device is not None and str(device).split(":")[0] != "cpu":
-            raise ValueError(f"{type(self).__name__}.to: convlens runs on the CPU only, got device {device!r}")
+        check_device(device, f"{type(self).__name__}.to")
         if dtype is None:
             return self
         dtype = as_dtype(dtype)
@@ -310,9 +313,9 @@ class Module:
             raise ValueError(f"{type(self).__name__}.to: only floating point dtypes are supported, got {dtype}")
         for t in list(self.parameters()) + list(self.buffers()):
             if t.dtype.kind == "f" and t.dtype != dtype:
-                t.data = t.data.astype(dtype)
+                t._data = t._data.astype(dtype)
                 if t.grad is not None:
-                    t.grad.data = t.grad.data.astype(dtype)
+                    t.grad._data = t.grad._data.astype(dtype)
         return self
 
     def float(self) -> Module:
@@ -324,18 +327,23 @@ class Module:
     def cpu(self) -> Module:
         return self
 
+    def cuda(self, device=None) -> Module:
+        check_device(device or "cuda", f"{type(self).__name__}.cuda")
+        return self
+
     # ---- state dict -----------------------------------------------------------------------------------
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
-        """Parameters and persistent buffers as an ordered dict name → NumPy array (a copy), with
-        PyTorch's key names and order (``'features.0.weight'``, ``'bn.running_mean'``, ...).
-        With ``keep_vars=True`` the values are the Parameter/Tensor objects themselves."""
+        """Parameters and persistent buffers as an ordered dict name → tensor, with PyTorch's key names
+        and order (``'features.0.weight'``, ``'bn.running_mean'``, ...). As in PyTorch the tensors are
+        detached but share memory with the module (copy them to keep a snapshot while training goes
+        on); with ``keep_vars=True`` they are the Parameter/Tensor objects themselves."""
         destination = OrderedDict() if destination is None else destination
         for name, p in self._parameters.items():
             if p is not None:
-                destination[prefix + name] = p if keep_vars else np.array(p.data, copy=True)
+                destination[prefix + name] = p if keep_vars else p.detach()
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers:
-                destination[prefix + name] = b if keep_vars else np.array(b.data, copy=True)
+                destination[prefix + name] = b if keep_vars else b.detach()
         for name, module in self._modules.items():
             if module is not None:
                 module.state_dict(destination, prefix + name + ".", keep_vars)
@@ -362,7 +370,7 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            value = np.asarray(value._data if isinstance(value, Tensor) else value)
             if value.shape != target.shape:
                 errors.append(f"size mismatch for {key}: copying an array of shape {value.shape}, "
                               f"the parameter in the current model has shape {target.shape}")
@@ -371,7 +379,7 @@ class Module:
         if errors:
             raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
         for key, value in arrays.items():
-            own[key].data[...] = value.astype(own[key].dtype, copy=False)
+            own[key]._data[...] = value.astype(own[key].dtype, copy=False)
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- shapes and printing --------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class _WeightedAvgPoolNd(_PoolNd):
     def __init__(self, kernel_size, stride=None, padding=0, weights=None):
         super().__init__(kernel_size, stride, padding)
         if weights is not None:
-            w = np.array(getattr(weights, "data", weights), dtype=np.float64)
+            w = np.array(getattr(weights, "_data", weights), dtype=np.float64)
             if w.shape != self._kernel:
                 raise ValueError(f"{self._where}: weights must have the kernel's shape {self._kernel}, "
                                  f"got shape {w.shape}")

@@ -1,0 +1,8 @@
+"""Named tuples that reductions return, as ``torch.return_types`` (``values, indices = x.max(1)``)."""
+
+from collections import namedtuple
+
+max = namedtuple("max", ["values", "indices"])  # noqa: A001 - torch's names
+min = namedtuple("min", ["values", "indices"])  # noqa: A001
+sort = namedtuple("sort", ["values", "indices"])
+topk = namedtuple("topk", ["values", "indices"])
