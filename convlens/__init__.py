@@ -13,6 +13,7 @@ from convlens.devices import accelerator, backends, cuda, device
 from convlens.functions import max, maximum, min, minimum
 from convlens.ops import cat, concatenate, stack
 from convlens.tensor import (
+    Generator,
     Tensor,
     arange,
     as_dtype,
@@ -23,12 +24,14 @@ from convlens.tensor import (
     float64,
     from_numpy,
     get_rng_state,
+    initial_seed,
     int32,
     int64,
     manual_seed,
     ones,
     rand,
     randn,
+    seed,
     set_rng_state,
     tensor,
     uint8,
@@ -42,7 +45,7 @@ for _name, _module in (("cuda", cuda), ("accelerator", accelerator), ("backends"
     _sys.modules[f"convlens.{_name}"] = _module
 
 __all__ = [
-    "Tensor", "tensor", "from_numpy", "zeros", "ones", "randn", "rand", "arange", "cat", "concatenate",
+    "Tensor", "Generator", "initial_seed", "seed", "tensor", "from_numpy", "zeros", "ones", "randn", "rand", "arange", "cat", "concatenate",
     "stack", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "manual_seed",
     "default_generator", "get_rng_state", "set_rng_state", "as_dtype", "float16", "float32", "float64",
     "int32", "int64", "uint8", "bool_", "device", "cuda", "accelerator", "backends", "return_types",

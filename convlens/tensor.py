@@ -717,26 +717,69 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 
 
 # ---- random numbers ----------------------------------------------------------------------------------
-_generator = np.random.default_rng()
+class Generator:
+    """A random number generator as ``torch.Generator``: ``Generator().manual_seed(42)``, passed as
+    ``generator=`` to factories, samplers and ``random_split``. It wraps a NumPy ``Generator`` (PCG64),
+    so the streams differ from PyTorch's (Mersenne Twister): same seed, different numbers.
+    ``get_state()`` is the bit generator's state dict (PyTorch returns a ByteTensor)."""
+
+    def __init__(self, device="cpu"):
+        check_device(device, "Generator")
+        self._initial_seed = int(np.random.SeedSequence().entropy % (1 << 63))
+        self.rng = np.random.default_rng(self._initial_seed)
+
+    def manual_seed(self, seed: int) -> Generator:
+        self._initial_seed = int(seed)
+        self.rng = np.random.default_rng(self._initial_seed)
+        return self
+
+    def seed(self) -> int:
+        """Re-seed from OS entropy; returns the new seed."""
+        self.manual_seed(int(np.random.SeedSequence().entropy % (1 << 63)))
+        return self._initial_seed
+
+    def initial_seed(self) -> int:
+        return self._initial_seed
+
+    def get_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> Generator:
+        self.rng.bit_generator.state = state
+        return self
+
+    @property
+    def device(self):
+        return _CPU
 
 
-def manual_seed(seed: int) -> np.random.Generator:
-    """Seed the generator used by weight initialisation, dropout and `randn`/`rand`."""
-    global _generator
-    _generator = np.random.default_rng(int(seed))
-    return _generator
+_default = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the default generator (weight initialisation, dropout, ``randn``/``rand``, shuffling)."""
+    return _default.manual_seed(seed)
 
 
 def default_generator() -> np.random.Generator:
-    return _generator
+    """The NumPy generator behind the default `Generator` (what the engine draws from)."""
+    return _default.rng
+
+
+def initial_seed() -> int:
+    return _default.initial_seed()
+
+
+def seed() -> int:
+    return _default.seed()
 
 
 def get_rng_state() -> dict:
-    return _generator.bit_generator.state
+    return _default.get_state()
 
 
 def set_rng_state(state: dict) -> None:
-    _generator.bit_generator.state = state
+    _default.set_state(state)
 
 
 # ---- factories -------------------------------------------------------------------------------------
@@ -755,12 +798,12 @@ def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
 
 
 def randn(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    data = _generator.standard_normal(_shape_arg(shape)).astype(as_dtype(dtype))
+    data = default_generator().standard_normal(_shape_arg(shape)).astype(as_dtype(dtype))
     return Tensor._wrap(data, requires_grad)
 
 
 def rand(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    data = _generator.random(_shape_arg(shape)).astype(as_dtype(dtype))
+    data = default_generator().random(_shape_arg(shape)).astype(as_dtype(dtype))
     return Tensor._wrap(data, requires_grad)
 
 
