@@ -40,6 +40,65 @@ from convlens.tensor import (
 
 __version__ = "0.1.0"
 
+# ---- the torch-shaped surface of issue 11: factories, functions, dtypes, autograd ----------------------
+from convlens import autograd, functions  # noqa: E402
+from convlens.autograd import inference_mode  # noqa: E402
+from convlens.dtypes import bool_ as bool  # noqa: E402,A001 - torch's names
+from convlens.dtypes import (  # noqa: E402
+    double,
+    finfo,
+    get_default_dtype,
+    half,
+    iinfo,
+    int8,
+    int16,
+    long,
+    set_default_dtype,
+    short,
+)
+from convlens.dtypes import float32 as float  # noqa: E402,A001
+from convlens.dtypes import int32 as int  # noqa: E402,A001
+from convlens.factories import (  # noqa: E402
+    as_tensor,
+    bernoulli,
+    empty,
+    empty_like,
+    eye,
+    full,
+    full_like,
+    is_tensor,
+    linspace,
+    logspace,
+    normal,
+    ones_like,
+    rand_like,
+    randint,
+    randint_like,
+    randn_like,
+    randperm,
+    zeros_like,
+)
+from convlens.functions import (  # noqa: E402
+    _METHODS,
+    broadcast_shapes,
+    broadcast_tensors,
+    cdist,
+    einsum,
+    hstack,
+    meshgrid,
+    numel,
+    std_mean,
+    var_mean,
+    vstack,
+    where,
+)
+
+# torch.<name>(input, ...) for the Tensor methods (convlens.sum(x, 1) is x.sum(1))
+for _name in _METHODS:
+    globals()[_name] = getattr(functions, _name)
+concat = cat
+is_floating_point = Tensor.is_floating_point
+
 # `import convlens.cuda` (and friends) work as for torch's modules of the same names
 for _name, _module in (("cuda", cuda), ("accelerator", accelerator), ("backends", backends)):
     _sys.modules[f"convlens.{_name}"] = _module
@@ -50,7 +109,14 @@ __all__ = [
     "default_generator", "get_rng_state", "set_rng_state", "as_dtype", "float16", "float32", "float64",
     "int32", "int64", "uint8", "bool_", "device", "cuda", "accelerator", "backends", "return_types",
     "max", "min", "maximum", "minimum", "summary", "save_checkpoint", "load_checkpoint", "__version__",
+    "autograd", "inference_mode", "float", "double", "half", "long", "int", "bool", "int8", "int16", "short",
+    "finfo", "iinfo", "get_default_dtype", "set_default_dtype", "as_tensor", "bernoulli", "empty",
+    "empty_like", "eye", "full", "full_like", "is_tensor", "linspace", "logspace", "normal", "ones_like",
+    "rand_like", "randint", "randint_like", "randn_like", "randperm", "zeros_like", "where", "var_mean",
+    "std_mean", "numel", "broadcast_shapes", "broadcast_tensors", "meshgrid", "hstack", "vstack", "cdist",
+    "einsum", "concat", "is_floating_point",
 ]
+__all__ += list(_METHODS)
 
 
 def __getattr__(name):

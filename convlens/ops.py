@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from convlens.autograd import Function, unbroadcast
+from convlens.ops_indexing import along
 
 # ---- binary arithmetic with broadcasting -----------------------------------------------------------
 
@@ -405,17 +406,14 @@ class Maximum(Function):
 
 class TakeAlong(Function):
     """``out = take_along_axis(a, indices, axis)``: the values picked by ``max(dim)``, ``sort``,
-    ``topk``, ``gather``. The gradient goes back to exactly the picked cells."""
+    ``topk``, ``gather`` (whose index may be shorter than `a` on the other axes). The gradient goes
+    back to exactly the picked cells."""
 
     def forward(ctx, a, indices, axis):
-        ctx.shape, ctx.indices, ctx.axis = a.shape, indices, axis
-        return np.take_along_axis(a, indices, axis)
+        ctx.shape, ctx.where = a.shape, along(indices, axis)
+        return a[ctx.where]
 
     def backward(ctx, grad):
         out = np.zeros(ctx.shape, dtype=grad.dtype)
-        # np.add.at semantics: an index picked twice (gather) receives both gradients
-        idx = [np.arange(n).reshape([-1 if i == d else 1 for i in range(len(ctx.shape))])
-               for d, n in enumerate(ctx.indices.shape)]
-        idx[ctx.axis] = ctx.indices
-        np.add.at(out, tuple(idx), grad)
+        np.add.at(out, ctx.where, grad)  # an index picked twice (gather) receives both gradients
         return out

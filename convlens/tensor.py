@@ -1,4 +1,11 @@
-"""`Tensor`: a NumPy array with an optional gradient and a link to the operation that produced it."""
+"""`Tensor`: a NumPy array with an optional gradient and a link to the operation that produced it.
+
+This module holds the core (construction, conversion, arithmetic operators, comparisons, indexing);
+the rest of the method set lives in mixins by theme: element-wise math (`tensor_math`), reductions,
+sorting and searching (`tensor_reduce`), shapes and indexing (`tensor_shape`) and in-place updates
+(`tensor_inplace`). Factories (`zeros`, `randn`...) are in `convlens.factories`, random generators in
+`convlens.random`, dtypes in `convlens.dtypes`; their names are re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -6,46 +13,31 @@ import numbers
 
 import numpy as np
 
-from convlens import autograd
+from convlens import autograd, ops
 from convlens.devices import CPU, check_device, device, is_device_like
-
-float16, float32, float64 = np.float16, np.float32, np.float64
-int32, int64, uint8, bool_ = np.int32, np.int64, np.uint8, np.bool_
-
-_DTYPE_NAMES = {
-    "float16": np.float16, "half": np.float16,
-    "float32": np.float32, "float": np.float32,
-    "float64": np.float64, "double": np.float64,
-    "int32": np.int32, "int": np.int32, "int64": np.int64, "long": np.int64,
-    "uint8": np.uint8, "bool": np.bool_,
-}
-
-
-def as_dtype(dtype) -> np.dtype | None:
-    """Accept a NumPy dtype, a NumPy scalar type or a PyTorch-style name such as ``"float32"``."""
-    if dtype is None:
-        return None
-    if isinstance(dtype, str):
-        name = dtype.removeprefix("torch.")
-        if name not in _DTYPE_NAMES:
-            raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPE_NAMES)}")
-        return np.dtype(_DTYPE_NAMES[name])
-    return np.dtype(dtype)
+from convlens.dtypes import as_dtype, default_float
+from convlens.errors import ShapeError
+from convlens.tensor_inplace import InplaceMixin
+from convlens.tensor_math import MathMixin
+from convlens.tensor_reduce import ReduceMixin
+from convlens.tensor_shape import ShapeMixin
 
 
 def _to_array(data, dtype=None) -> np.ndarray:
-    """PyTorch's rules: Python floats and lists of floats become float32, Python ints int64, bools bool;
-    a NumPy array keeps its dtype unless `dtype` is given."""
+    """PyTorch's rules: Python floats and lists of floats become the default float type (float32),
+    Python ints int64, bools bool; a NumPy array keeps its dtype unless `dtype` is given."""
     dtype = as_dtype(dtype)
     if isinstance(data, Tensor):
         data = data._data
     if isinstance(data, np.ndarray | np.generic):
         return np.array(data, dtype=dtype, copy=True) if dtype is not None else np.array(data, copy=True)
+    if isinstance(data, list | tuple) and data and any(isinstance(d, Tensor) for d in data):
+        data = [d._data if isinstance(d, Tensor) else d for d in data]  # tensor([t1, t2]) of 0-d tensors
     array = np.asarray(data)
     if dtype is not None:
         return array.astype(dtype, copy=False)
     if array.dtype == np.float64:
-        return array.astype(np.float32)
+        return array.astype(default_float())
     if array.dtype.kind in "iu":
         return array.astype(np.int64, copy=False)
     if array.dtype.kind not in "fb":
@@ -54,21 +46,83 @@ def _to_array(data, dtype=None) -> np.ndarray:
 
 
 def _operand(value, like: np.ndarray):
-    """The NumPy operand for an arithmetic op: a Tensor's array, or a Python number cast to `like`'s
-    dtype so that float32 tensors stay float32 (no silent upcast to float64)."""
+    """The Tensor operand of an arithmetic op: a Tensor itself, or a Python number cast to `like`'s
+    dtype so that float32 tensors stay float32 (no silent upcast to float64); None for a type that
+    is no number (a string, None...), so that the operator returns NotImplemented and Python raises
+    its TypeError ("unsupported operand type(s) for +: 'Tensor' and 'str'"), as PyTorch does."""
     if isinstance(value, Tensor):
         return value
     if isinstance(value, numbers.Number):
         dtype = like.dtype if like.dtype.kind == "f" else np.result_type(like.dtype, value)
         return Tensor._wrap(np.asarray(value, dtype=dtype))
-    return Tensor._wrap(_to_array(value, like.dtype if like.dtype.kind == "f" else None))
+    if not isinstance(value, np.ndarray | np.generic | list | tuple):
+        return None
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        return None
+    return Tensor._wrap(_to_array(array, like.dtype if like.dtype.kind == "f" else None))
 
 
-class Tensor:
+def broadcast_error(a_shape, b_shape) -> ShapeError:
+    """PyTorch's message for shapes that do not broadcast, naming both shapes."""
+    for d in range(1, max(len(a_shape), len(b_shape)) + 1):
+        x = a_shape[-d] if d <= len(a_shape) else 1
+        y = b_shape[-d] if d <= len(b_shape) else 1
+        if x != y and x != 1 and y != 1:
+            axis = max(len(a_shape), len(b_shape)) - d
+            return ShapeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) at "
+                              f"non-singleton dimension {axis} (shapes {tuple(a_shape)} and {tuple(b_shape)})")
+    return ShapeError(f"shapes {tuple(a_shape)} and {tuple(b_shape)} do not broadcast")
+
+
+def _broadcasts(a_shape, b_shape) -> bool:
+    try:
+        np.broadcast_shapes(a_shape, b_shape)
+    except ValueError:
+        return False
+    return True
+
+
+def binary(fn, a: Tensor, b: Tensor) -> Tensor:
+    """`fn.apply(a, b)` for a broadcasting op; shapes that do not broadcast give PyTorch's error
+    naming both shapes instead of NumPy's text (checked only after NumPy refused: no cost otherwise)."""
+    try:
+        return fn.apply(a, b)
+    except ValueError:
+        if not _broadcasts(a.shape, b.shape):
+            raise broadcast_error(a.shape, b.shape) from None
+        raise
+
+
+def _matmul(a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({'x'.join(map(str, a.shape))} and "
+                         f"{'x'.join(map(str, b.shape))}): {k_a} != {k_b}")
+    try:
+        return ops.MatMul.apply(a, b)
+    except ValueError:
+        raise broadcast_error(a.shape[:-2], b.shape[:-2]) from None
+
+
+class _HookHandle:
+    """What `Tensor.register_hook` returns: ``handle.remove()`` takes the hook away."""
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class Tensor(InplaceMixin, MathMixin, ReduceMixin, ShapeMixin):
     """An n-dimensional array that can record the operations applied to it for back-propagation.
 
-    `._data` is the NumPy array (`.data` a detached tensor sharing it, as in PyTorch), `.grad` the accumulated gradient (a Tensor, or None), `.requires_grad`
-    whether operations on it are recorded.
+    `._data` is the NumPy array (`.data` a detached tensor sharing it, as in PyTorch), `.grad` the
+    accumulated gradient (a Tensor, or None), `.requires_grad` whether operations on it are recorded.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "_consumed", "__weakref__")
@@ -114,7 +168,7 @@ class Tensor:
 
     @property
     def device(self) -> device:
-        return _CPU
+        return CPU
 
     @property
     def is_cuda(self) -> bool:
@@ -141,8 +195,12 @@ class Tensor:
         return self._ctx is None
 
     @property
-    def T(self) -> Tensor:
-        return self.permute(*reversed(range(self.ndim)))
+    def itemsize(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
 
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
@@ -150,8 +208,29 @@ class Tensor:
     def dim(self) -> int:
         return self.ndim
 
+    ndimension = dim
+
     def numel(self) -> int:
         return int(self._data.size)
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    def stride(self, dim: int | None = None):
+        """Strides in elements, as PyTorch (NumPy counts bytes)."""
+        strides = tuple(s // self._data.itemsize for s in self._data.strides)
+        return strides if dim is None else strides[dim]
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.kind == "f"
+
+    def data_ptr(self) -> int:
+        return int(self._data.__array_interface__["data"][0])
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -159,8 +238,8 @@ class Tensor:
         return self.shape[0]
 
     # ---- conversion -------------------------------------------------------------------------------
-    def numpy(self) -> np.ndarray:
-        if self.requires_grad:
+    def numpy(self, force: bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
         return self._data
 
@@ -175,17 +254,18 @@ class Tensor:
     def detach(self) -> Tensor:
         return Tensor._wrap(self._data)
 
-    def clone(self) -> Tensor:
-        from convlens.ops import Clone
+    def detach_(self) -> Tensor:
+        """Cut this tensor from the graph in place (it becomes a leaf that needs no gradient)."""
+        self._ctx, self.requires_grad = None, False
+        return self
 
-        return Clone.apply(self)
+    def clone(self, *, memory_format=None) -> Tensor:
+        return ops.Clone.apply(self)
 
     def to(self, *args, **kwargs) -> Tensor:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)`` as in PyTorch; the CPU is
         the only device (another is an error). Returns ``self`` when nothing changes (unless
         ``copy=True``)."""
-        from convlens.ops import Cast, Clone
-
         dtype, dev = kwargs.pop("dtype", None), kwargs.pop("device", None)
         copy = bool(kwargs.pop("copy", False))
         kwargs.pop("non_blocking", None), kwargs.pop("memory_format", None)
@@ -201,17 +281,17 @@ class Tensor:
         check_device(dev, "Tensor.to")
         dtype = as_dtype(dtype)
         if dtype is not None and dtype != self.dtype:
-            return Cast.apply(self, dtype=dtype)
-        return Clone.apply(self) if copy else self
+            return ops.Cast.apply(self, dtype=dtype)
+        return ops.Clone.apply(self) if copy else self
 
-    def cpu(self) -> Tensor:
+    def cpu(self, memory_format=None) -> Tensor:
         return self
 
     def cuda(self, device=None, non_blocking: bool = False) -> Tensor:
         check_device(device or "cuda", "Tensor.cuda")
         return self
 
-    def type(self, dtype=None):
+    def type(self, dtype=None, non_blocking: bool = False):
         """With no argument, the PyTorch type name (``'torch.FloatTensor'``); else a cast, as ``to``."""
         if dtype is None:
             return "torch." + _TYPE_NAMES.get(self.dtype, f"{self.dtype}Tensor")
@@ -222,15 +302,60 @@ class Tensor:
             dtype = names[dtype.removeprefix("torch.")]
         return self.to(dtype)
 
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(other.dtype)
+
     def float(self) -> Tensor:
         return self.to(np.float32)
 
     def double(self) -> Tensor:
         return self.to(np.float64)
 
+    def half(self) -> Tensor:
+        return self.to(np.float16)
+
     def long(self) -> Tensor:
         return self.to(np.int64)
 
+    def int(self) -> Tensor:
+        return self.to(np.int32)
+
+    def short(self) -> Tensor:
+        return self.to(np.int16)
+
+    def char(self) -> Tensor:
+        return self.to(np.int8)
+
+    def byte(self) -> Tensor:
+        return self.to(np.uint8)
+
+    def bool(self) -> Tensor:
+        return self.to(np.bool_)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        check_device(device, "new_tensor")
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype or self.dtype)
+
+    def _new(self, where, fill, size, dtype, device, requires_grad) -> Tensor:
+        from convlens.factories import _size
+
+        check_device(device, where)
+        array = np.full(_size(where, size, None), fill, dtype=self.dtype if dtype is None else as_dtype(dtype))
+        return Tensor._wrap(array, requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        return self._new("new_zeros", 0, size, dtype, device, requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        return self._new("new_ones", 1, size, dtype, device, requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        return self._new("new_empty", 0, size, dtype, device, requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        return self._new("new_full", fill_value, (size,), dtype, device, requires_grad)
+
+    # ---- autograd -----------------------------------------------------------------------------------
     def requires_grad_(self, mode: bool = True) -> Tensor:
         if mode and self._data.dtype.kind != "f":
             raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.dtype}")
@@ -240,12 +365,19 @@ class Tensor:
     def retain_grad(self) -> None:
         self._retains_grad = True
 
-    def register_hook(self, hook) -> None:
-        """`hook(grad_array) -> grad_array` runs on this tensor's gradient during backward."""
-        self._hooks.append(hook)
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        autograd.backward(self, gradient, retain_graph=retain_graph)
+    def register_hook(self, hook) -> _HookHandle:
+        """`hook(grad)` runs on this tensor's gradient during backward (it receives the gradient's
+        array; a returned value replaces it). Returns a handle whose ``remove()`` unregisters it."""
+        self._hooks.append(hook)
+        return _HookHandle(self._hooks, hook)
+
+    def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False,
+                 inputs=None) -> None:
+        autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, precision=4, separator=", ", prefix="tensor(")
@@ -286,191 +418,135 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
 
-    # ---- in-place updates ---------------------------------------------------------------------------
-    # PyTorch's rules: allowed on anything under no_grad (and on tensors outside any graph), where they
-    # write into the array itself, so views and the parameters behind `.data` see the change; on a leaf
-    # that requires grad they are an error while grad mode is on; on an intermediate result of the
-    # graph (``out += identity`` in a residual block, ``ReLU(inplace=True)``) they are recorded as the
-    # out-of-place op and the tensor is rebound to its result. convlens's graph links tensors rather
-    # than versions, so an intermediate that an earlier recorded op already consumed cannot be rebound
-    # (that op would see the new history): that is an error naming the op, where PyTorch would allow it
-    # for ops that saved nothing.
-    def _inplace(self, name: str, fn, *args, **params) -> Tensor:
-        """Replace this tensor by ``fn.apply(self, *args, **params)``, in place."""
-        if autograd.is_grad_enabled() and (
-            self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args)
-        ):
-            if self.requires_grad and self._ctx is None:
-                raise RuntimeError(
-                    f"{name}: a leaf tensor that requires grad is being used in an in-place operation; "
-                    "update parameters inside `with convlens.no_grad():` (or through .data)"
-                )
-            if self._consumed:
-                raise RuntimeError(
-                    f"{name}: this tensor was already used by an earlier operation of the graph, so it "
-                    "cannot be changed in place in convlens; write the out-of-place form (x = x + y)"
-                )
-            before = Tensor._wrap(self._data, self.requires_grad)
-            before._ctx, before._hooks = self._ctx, self._hooks
-            out = fn.apply(before, *args, **params)
-            if out.dtype != self.dtype:
-                if self.dtype.kind != "f" or out.dtype.kind != "f":
-                    raise _cast_error(name, out.dtype, self.dtype)
-                out = out.to(self.dtype)
-            if out.shape != self.shape:
-                raise _shape_error(name, out.shape, self.shape)
-            self._data, self._ctx, self.requires_grad, self._hooks = out._data, out._ctx, out.requires_grad, []
-            return self
-        with autograd.no_grad():
-            out = fn.apply(self, *args, **params)._data
-        if out.shape != self.shape:
-            raise _shape_error(name, out.shape, self.shape)
-        if not np.can_cast(out.dtype, self.dtype, "same_kind"):
-            raise _cast_error(name, out.dtype, self.dtype)
-        np.copyto(self._data, out, casting="same_kind")
-        return self
-
-    def _binary_inplace(self, name: str, fn, other, alpha=1):
-        other = _operand(other, self._data)
-        if alpha != 1:
-            other = other * alpha
-        return self._inplace(name, fn, other)
-
-    def add_(self, other, *, alpha=1) -> Tensor:
-        from convlens.ops import Add
-
-        return self._binary_inplace("add_", Add, other, alpha)
-
-    def sub_(self, other, *, alpha=1) -> Tensor:
-        from convlens.ops import Sub
-
-        return self._binary_inplace("sub_", Sub, other, alpha)
-
-    def mul_(self, other) -> Tensor:
-        from convlens.ops import Mul
-
-        return self._binary_inplace("mul_", Mul, other)
-
-    def div_(self, other) -> Tensor:
-        from convlens.ops import Div
-
-        return self._binary_inplace("div_", Div, other)
-
-    __iadd__ = add_
-    __isub__ = sub_
-    __imul__ = mul_
-    __itruediv__ = div_
-
-    def clamp_(self, min=None, max=None) -> Tensor:
-        from convlens.ops import Clamp
-
-        return self._inplace("clamp_", Clamp, low=min, high=max)
-
-    def fill_(self, value) -> Tensor:
-        from convlens.ops import Fill
-
-        return self._inplace("fill_", Fill, value=float(value) if self.dtype.kind == "f" else value)
-
-    def zero_(self) -> Tensor:
-        return self.fill_(0)
-
-    def copy_(self, src, non_blocking: bool = False) -> Tensor:
-        from convlens.ops import CopyFrom
-
-        src = src if isinstance(src, Tensor) else Tensor._wrap(np.asarray(src))
-        try:
-            np.broadcast_shapes(src.shape, self.shape)
-        except ValueError:
-            raise _shape_error("copy_", src.shape, self.shape) from None
-        return self._inplace("copy_", CopyFrom, src)
-
-    def __setitem__(self, index, value) -> None:
-        from convlens.ops import SetItem
-
-        index = _index_arrays(index)
-        value = value if isinstance(value, Tensor) else _operand(value, self._data)
-        if not (autograd.is_grad_enabled() and (self.requires_grad or value.requires_grad)):
-            self._data[index] = value._data  # the direct write: views see it
-            return
-        self._inplace("__setitem__", SetItem, value, index=index)
+    def __contains__(self, value) -> bool:
+        return bool(np.any(self._data == (value._data if isinstance(value, Tensor) else value)))
 
     # ---- arithmetic (differentiable ops live in convlens.ops) ----------------------------------------
     def __add__(self, other):
-        from convlens.ops import Add
-
-        return Add.apply(self, _operand(other, self._data))
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else binary(ops.Add, self, other)
 
     def __radd__(self, other):
-        from convlens.ops import Add
-
-        return Add.apply(_operand(other, self._data), self)
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else binary(ops.Add, other, self)
 
     def __sub__(self, other):
-        from convlens.ops import Sub
-
-        return Sub.apply(self, _operand(other, self._data))
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else binary(ops.Sub, self, other)
 
     def __rsub__(self, other):
-        from convlens.ops import Sub
-
-        return Sub.apply(_operand(other, self._data), self)
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else binary(ops.Sub, other, self)
 
     def __mul__(self, other):
-        from convlens.ops import Mul
-
-        return Mul.apply(self, _operand(other, self._data))
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else binary(ops.Mul, self, other)
 
     def __rmul__(self, other):
-        from convlens.ops import Mul
-
-        return Mul.apply(_operand(other, self._data), self)
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else binary(ops.Mul, other, self)
 
     def __truediv__(self, other):
-        from convlens.ops import Div
-
-        return Div.apply(self, _operand(other, self._data))
+        other = _operand(other, self._data)
+        if other is None:
+            return NotImplemented
+        a, b = _true_division_operands(self, other)
+        return binary(ops.Div, a, b)
 
     def __rtruediv__(self, other):
-        from convlens.ops import Div
+        other = _operand(other, self._data)
+        if other is None:
+            return NotImplemented
+        a, b = _true_division_operands(other, self)
+        return binary(ops.Div, a, b)
 
-        return Div.apply(_operand(other, self._data), self)
+    def __floordiv__(self, other):
+        return self.div(other, rounding_mode="floor")
+
+    def __rfloordiv__(self, other):
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else other.div(self, rounding_mode="floor")
+
+    def __mod__(self, other):
+        from convlens.ops_math import Remainder
+
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else binary(Remainder, self, other)
+
+    def __rmod__(self, other):
+        from convlens.ops_math import Remainder
+
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else binary(Remainder, other, self)
 
     def __matmul__(self, other):
-        from convlens.ops import MatMul
-
-        return MatMul.apply(self, _operand(other, self._data))
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else _matmul(self, other)
 
     def __rmatmul__(self, other):
-        from convlens.ops import MatMul
-
-        return MatMul.apply(_operand(other, self._data), self)
+        other = _operand(other, self._data)
+        return NotImplemented if other is None else _matmul(other, self)
 
     def __neg__(self):
-        from convlens.ops import Neg
+        return ops.Neg.apply(self)
 
-        return Neg.apply(self)
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return ops.Abs.apply(self)
 
     def __pow__(self, exponent):
-        from convlens.ops import Pow, PowScalar
-
         if isinstance(exponent, numbers.Number):
-            return PowScalar.apply(self, exponent=exponent)
-        return Pow.apply(self, _operand(exponent, self._data))
+            return ops.PowScalar.apply(self, exponent=exponent)
+        exponent = _operand(exponent, self._data)
+        return NotImplemented if exponent is None else binary(ops.Pow, self, exponent)
 
     def __rpow__(self, base):
-        from convlens.ops import Pow
-
-        return Pow.apply(_operand(base, self._data), self)
+        base = _operand(base, self._data)
+        return NotImplemented if base is None else binary(ops.Pow, base, self)
 
     def __getitem__(self, index):
-        from convlens.ops import GetItem
+        return ops.GetItem.apply(self, index=_index_arrays(index))
 
-        return GetItem.apply(self, index=_index_arrays(index))
+    # logical operators on boolean (or integer: bitwise) tensors, never differentiable
+    def _logical(self, other, fn, symbol: str):
+        if isinstance(other, Tensor):
+            other = other._data
+        elif not isinstance(other, numbers.Number | np.ndarray | np.generic):
+            return NotImplemented
+        if self.dtype.kind == "f" or np.asarray(other).dtype.kind == "f":
+            raise TypeError(f"{symbol} is only defined for boolean and integer tensors, got {self.dtype}")
+        try:
+            return Tensor._wrap(np.asarray(fn(self._data, other)))
+        except ValueError:
+            raise broadcast_error(self.shape, np.shape(other)) from None
+
+    def __and__(self, other):
+        return self._logical(other, np.bitwise_and, "&")
+
+    def __or__(self, other):
+        return self._logical(other, np.bitwise_or, "|")
+
+    def __xor__(self, other):
+        return self._logical(other, np.bitwise_xor, "^")
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __invert__(self):
+        if self.dtype.kind == "f":
+            raise TypeError(f"~ is only defined for boolean and integer tensors, got {self.dtype}")
+        return Tensor._wrap(np.invert(self._data))
 
     # comparisons are not differentiable: they return plain boolean tensors
     def _compare(self, other, op):
         other = other._data if isinstance(other, Tensor) else other
-        return Tensor._wrap(op(self._data, other))
+        if isinstance(other, str | bytes) or other is None:
+            raise TypeError(f"cannot compare a Tensor with {type(other).__name__}")
+        try:
+            return Tensor._wrap(np.asarray(op(self._data, other)))
+        except ValueError:
+            raise broadcast_error(self.shape, np.shape(other)) from None
 
     def __eq__(self, other):  # type: ignore[override]
         return self._compare(other, np.equal)
@@ -490,143 +566,15 @@ class Tensor:
     def __ge__(self, other):
         return self._compare(other, np.greater_equal)
 
-    # ---- methods delegating to convlens.ops ----------------------------------------------------------
-    def exp(self):
-        from convlens.ops import Exp
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+    greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
-        return Exp.apply(self)
 
-    def log(self):
-        from convlens.ops import Log
-
-        return Log.apply(self)
-
-    def sqrt(self):
-        from convlens.ops import Sqrt
-
-        return Sqrt.apply(self)
-
-    def abs(self):
-        from convlens.ops import Abs
-
-        return Abs.apply(self)
-
-    def relu(self):
-        from convlens.ops import ReLU
-
-        return ReLU.apply(self)
-
-    def sigmoid(self):
-        from convlens.ops import Sigmoid
-
-        return Sigmoid.apply(self)
-
-    def tanh(self):
-        from convlens.ops import Tanh
-
-        return Tanh.apply(self)
-
-    def clamp(self, min=None, max=None):
-        from convlens.ops import Clamp
-
-        return Clamp.apply(self, low=min, high=max)
-
-    def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
-        from convlens.ops import Sum
-
-        return Sum.apply(self, axis=_axes(dim, axis, self.ndim), keepdims=bool(keepdims or keepdim))
-
-    def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
-        from convlens.ops import Mean
-
-        return Mean.apply(self, axis=_axes(dim, axis, self.ndim), keepdims=bool(keepdims or keepdim))
-
-    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
-        """As ``torch.max``: over everything, the maximum; over one ``dim``, the named tuple
-        ``(values, indices)``; given another tensor, the element-wise maximum."""
-        if isinstance(dim, Tensor):
-            from convlens.functions import maximum
-
-            return maximum(self, dim)
-        return _reduce_extreme(self, "max", dim, axis, bool(keepdims or keepdim))
-
-    def min(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
-        """As ``torch.min``: the minimum, ``(values, indices)`` over one ``dim``, or element-wise."""
-        if isinstance(dim, Tensor):
-            from convlens.functions import minimum
-
-            return minimum(self, dim)
-        return _reduce_extreme(self, "min", dim, axis, bool(keepdims or keepdim))
-
-    def amax(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
-        """Maximum over one or several dims (values only; the gradient is shared between ties)."""
-        from convlens.ops import Max
-
-        return Max.apply(self, axis=_axes(dim, axis, self.ndim), keepdims=bool(keepdims or keepdim))
-
-    def amin(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
-        return -((-self).amax(dim, keepdim, axis=axis, keepdims=keepdims))
-
-    def var(self, dim=None, keepdim: bool = False, unbiased: bool = True):
-        axes = _axes(dim, None, self.ndim)
-        n = self._data.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
-        centred = self - self.mean(dim, keepdim=True)
-        return (centred * centred).sum(dim, keepdim=keepdim) / max(n - int(unbiased), 1)
-
-    def argmax(self, dim=None, keepdim: bool = False, *, axis=None):
-        return _arg_extreme(self._data, np.argmax, dim if dim is not None else axis, keepdim)
-
-    def argmin(self, dim=None, keepdim: bool = False, *, axis=None):
-        return _arg_extreme(self._data, np.argmin, dim if dim is not None else axis, keepdim)
-
-    def reshape(self, *shape):
-        from convlens.ops import Reshape
-
-        if len(shape) == 1 and isinstance(shape[0], tuple | list):
-            shape = tuple(shape[0])
-        return Reshape.apply(self, shape=tuple(int(s) for s in shape))
-
-    view = reshape
-
-    def flatten(self, start_dim: int = 0, end_dim: int = -1):
-        start = start_dim % max(self.ndim, 1)
-        end = end_dim % max(self.ndim, 1)
-        if self.ndim == 0:
-            return self.reshape(1)
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
-        return self.reshape(shape)
-
-    def permute(self, *dims):
-        from convlens.ops import Permute
-
-        if len(dims) == 1 and isinstance(dims[0], tuple | list):
-            dims = tuple(dims[0])
-        return Permute.apply(self, dims=tuple(d % self.ndim for d in dims))
-
-    def transpose(self, dim0: int, dim1: int):
-        dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-        return self.permute(*dims)
-
-    def unsqueeze(self, dim: int):
-        dim = dim % (self.ndim + 1)
-        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
-
-    def squeeze(self, dim: int | None = None):
-        if dim is None:
-            return self.reshape(tuple(s for s in self.shape if s != 1))
-        dim = dim % self.ndim
-        if self.shape[dim] != 1:
-            return self
-        return self.reshape(self.shape[:dim] + self.shape[dim + 1 :])
-
-    def expand(self, *shape):
-        from convlens.ops import Expand
-
-        if len(shape) == 1 and isinstance(shape[0], tuple | list):
-            shape = tuple(shape[0])
-        shape = tuple(s if s != -1 else self.shape[i - len(shape) + self.ndim] for i, s in enumerate(shape))
-        return Expand.apply(self, shape=shape)
+def _true_division_operands(a: Tensor, b: Tensor):
+    """PyTorch's true division of integers gives the default float type (NumPy's would be float64)."""
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+        return a.to(default_float()), b.to(default_float())
+    return a, b
 
 
 _TYPE_NAMES = {
@@ -635,7 +583,6 @@ _TYPE_NAMES = {
     np.dtype(np.int16): "ShortTensor", np.dtype(np.int8): "CharTensor", np.dtype(np.uint8): "ByteTensor",
     np.dtype(np.bool_): "BoolTensor",
 }
-_CPU = CPU
 
 
 def _index_arrays(index):
@@ -644,173 +591,26 @@ def _index_arrays(index):
         return index._data
     if isinstance(index, tuple):
         return tuple(i._data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list) and any(isinstance(i, Tensor) for i in index):
+        return [i._data if isinstance(i, Tensor) else i for i in index]
     return index
 
 
-def _shape_error(name: str, got, expected) -> RuntimeError:
-    return RuntimeError(f"{name}: the result has shape {tuple(got)}, which does not match the tensor's "
-                        f"shape {tuple(expected)} (an in-place op cannot change a tensor's shape)")
+# ---- re-exports: what `from convlens.tensor import ...` has always offered ------------------------------
+from convlens.dtypes import bool_, float16, float32, float64, int32, int64, uint8  # noqa: E402
+from convlens.factories import arange, from_numpy, ones, rand, randn, tensor, zeros  # noqa: E402
+from convlens.random import (  # noqa: E402
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
 
-
-def _cast_error(name: str, got, expected) -> RuntimeError:
-    return RuntimeError(f"{name}: result type {got} can't be cast to the tensor's dtype {expected}")
-
-
-def _one_axis(dim, ndim: int) -> int:
-    if not isinstance(dim, numbers.Integral):
-        raise TypeError(f"expected dim to be an int, got {dim!r} (for several dims use amax/amin)")
-    if not -max(ndim, 1) <= dim < max(ndim, 1):
-        raise IndexError(f"dimension {dim} out of range for a tensor with {ndim} dimensions")
-    return int(dim) % max(ndim, 1)
-
-
-def _arg_extreme(array: np.ndarray, fn, dim, keepdim: bool) -> Tensor:
-    if dim is None:
-        out = fn(array.reshape(-1))
-        return Tensor._wrap(np.asarray(out, dtype=np.int64).reshape((1,) * array.ndim if keepdim else ()))
-    if array.ndim == 0:
-        return Tensor._wrap(np.zeros((), dtype=np.int64))
-    return Tensor._wrap(np.asarray(fn(array, axis=_one_axis(dim, array.ndim), keepdims=keepdim), np.int64))
-
-
-def _reduce_extreme(t: Tensor, kind: str, dim, axis, keepdim: bool):
-    from convlens import return_types
-    from convlens.ops import TakeAlong
-
-    dim = dim if dim is not None else axis
-    if dim is None:
-        return t.amax() if kind == "max" else t.amin()
-    if isinstance(dim, tuple | list):
-        raise TypeError(f"{kind}(): dim must be an int, got {dim!r}; for several dims use a{kind}()")
-    d = _one_axis(dim, t.ndim)
-    if t.ndim == 0:
-        return getattr(return_types, kind)(t, Tensor._wrap(np.zeros((), dtype=np.int64)))
-    if t.shape[d] == 0:
-        raise IndexError(f"{kind}(): cannot reduce the empty dimension {d} of a tensor of shape {t.shape}")
-    index = (np.argmax if kind == "max" else np.argmin)(t._data, axis=d, keepdims=True)
-    values = TakeAlong.apply(t, indices=index, axis=d)
-    if not keepdim:
-        values, index = values.squeeze(d), np.squeeze(index, d)
-    return getattr(return_types, kind)(values, Tensor._wrap(index.astype(np.int64, copy=False)))
-
-
-def _axes(dim, axis, ndim: int):
-    """Normalise PyTorch's `dim` / NumPy's `axis` (an int, a tuple or None) to a sorted tuple or None."""
-    chosen = dim if dim is not None else axis
-    if chosen is None:
-        return None
-    if isinstance(chosen, numbers.Integral):
-        chosen = (chosen,)
-    out = []
-    for d in chosen:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(f"dimension {d} out of range for a tensor with {ndim} dimensions")
-        out.append(d % max(ndim, 1))
-    if ndim == 0:  # PyTorch accepts dim 0 (or -1) of a 0-d tensor: reducing it is the identity
-        return None
-    return tuple(sorted(out))
-
-
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """Make a tensor from a number, a (nested) list or a NumPy array (copied)."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-
-
-# ---- random numbers ----------------------------------------------------------------------------------
-class Generator:
-    """A random number generator as ``torch.Generator``: ``Generator().manual_seed(42)``, passed as
-    ``generator=`` to factories, samplers and ``random_split``. It wraps a NumPy ``Generator`` (PCG64),
-    so the streams differ from PyTorch's (Mersenne Twister): same seed, different numbers.
-    ``get_state()`` is the bit generator's state dict (PyTorch returns a ByteTensor)."""
-
-    def __init__(self, device="cpu"):
-        check_device(device, "Generator")
-        self._initial_seed = int(np.random.SeedSequence().entropy % (1 << 63))
-        self.rng = np.random.default_rng(self._initial_seed)
-
-    def manual_seed(self, seed: int) -> Generator:
-        self._initial_seed = int(seed)
-        self.rng = np.random.default_rng(self._initial_seed)
-        return self
-
-    def seed(self) -> int:
-        """Re-seed from OS entropy; returns the new seed."""
-        self.manual_seed(int(np.random.SeedSequence().entropy % (1 << 63)))
-        return self._initial_seed
-
-    def initial_seed(self) -> int:
-        return self._initial_seed
-
-    def get_state(self) -> dict:
-        return self.rng.bit_generator.state
-
-    def set_state(self, state: dict) -> Generator:
-        self.rng.bit_generator.state = state
-        return self
-
-    @property
-    def device(self):
-        return _CPU
-
-
-_default = Generator()
-
-
-def manual_seed(seed: int) -> Generator:
-    """Seed the default generator (weight initialisation, dropout, ``randn``/``rand``, shuffling)."""
-    return _default.manual_seed(seed)
-
-
-def default_generator() -> np.random.Generator:
-    """The NumPy generator behind the default `Generator` (what the engine draws from)."""
-    return _default.rng
-
-
-def initial_seed() -> int:
-    return _default.initial_seed()
-
-
-def seed() -> int:
-    return _default.seed()
-
-
-def get_rng_state() -> dict:
-    return _default.get_state()
-
-
-def set_rng_state(state: dict) -> None:
-    _default.set_state(state)
-
-
-# ---- factories -------------------------------------------------------------------------------------
-def _shape_arg(shape) -> tuple[int, ...]:
-    if len(shape) == 1 and isinstance(shape[0], tuple | list):
-        shape = shape[0]
-    return tuple(int(s) for s in shape)
-
-
-def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor._wrap(np.zeros(_shape_arg(shape), dtype=as_dtype(dtype)), requires_grad)
-
-
-def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor._wrap(np.ones(_shape_arg(shape), dtype=as_dtype(dtype)), requires_grad)
-
-
-def randn(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    data = default_generator().standard_normal(_shape_arg(shape)).astype(as_dtype(dtype))
-    return Tensor._wrap(data, requires_grad)
-
-
-def rand(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    data = default_generator().random(_shape_arg(shape)).astype(as_dtype(dtype))
-    return Tensor._wrap(data, requires_grad)
-
-
-def arange(*args, dtype=None) -> Tensor:
-    return Tensor(np.arange(*args), dtype=dtype)
-
-
-def from_numpy(array: np.ndarray) -> Tensor:
-    """Share memory with `array` (no copy), as `torch.from_numpy`."""
-    return Tensor._wrap(np.asarray(array))
+__all__ = [
+    "Tensor", "tensor", "zeros", "ones", "rand", "randn", "arange", "from_numpy", "as_dtype", "Generator",
+    "default_generator", "manual_seed", "initial_seed", "seed", "get_rng_state", "set_rng_state",
+    "float16", "float32", "float64", "int32", "int64", "uint8", "bool_",
+]
