@@ -21,6 +21,9 @@ def _as_tensor(value, where: str) -> Tensor:
 
 def _method(name: str):
     def function(input, *args, **kwargs):
+        if not isinstance(input, Tensor) and args and isinstance(args[0], Tensor):
+            number = _operand(input, args[0]._data)  # torch.div(1.0, x): a number first
+            input = number if number is not None else input
         return getattr(_as_tensor(input, name), name)(*args, **kwargs)
 
     function.__name__ = function.__qualname__ = name

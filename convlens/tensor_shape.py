@@ -106,9 +106,12 @@ class ShapeMixin:
     def movedim(self, source, destination):
         source = (source,) if isinstance(source, numbers.Integral) else tuple(source)
         destination = (destination,) if isinstance(destination, numbers.Integral) else tuple(destination)
-        order = np.moveaxis(np.arange(self.ndim), [one_axis(s, self.ndim) for s in source],
-                            [one_axis(d, self.ndim) for d in destination])
-        return self.permute(*(int(i) for i in order))
+        src = [one_axis(s, self.ndim) for s in source]
+        dst = [one_axis(d, self.ndim) for d in destination]
+        order = [n for n in range(self.ndim) if n not in src]
+        for d, s in sorted(zip(dst, src)):  # NumPy's moveaxis rule
+            order.insert(d, s)
+        return self.permute(*order)
 
     moveaxis = movedim
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+from convlens.errors import ShapeError
+
 
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mode: bool = False):
     """Output length along one axis (ints) or along several (equal-length tuples); see module docstring.
@@ -82,8 +84,8 @@ def check_input(x_shape: tuple, dims: int, where: str, channels: int | None = No
     """Inputs are ``(N, C, *spatial)`` with `dims` spatial axes."""
     if len(x_shape) != dims + 2:
         layout = "(N, C, " + ", ".join(["L"] if dims == 1 else ["H", "W"] if dims == 2 else ["D", "H", "W"]) + ")"
-        raise ValueError(
+        raise ShapeError(
             f"{where}: expected a {dims + 2}-d input {layout}, got a {len(x_shape)}-d input of shape {tuple(x_shape)}"
         )
     if channels is not None and x_shape[1] != channels:
-        raise ValueError(f"{where}: expected input with {channels} channels, got {tuple(x_shape)}")
+        raise ShapeError(f"{where}: expected input with {channels} channels, got {tuple(x_shape)}")

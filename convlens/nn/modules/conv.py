@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from convlens.dtypes import float_or_default
 from convlens.nn import init
 from convlens.nn.functional.conv import conv as _conv
 from convlens.nn.functional.padding import PADDING_MODES
@@ -64,7 +65,7 @@ class _ConvNd(Module):
             raise ValueError(f"{where}: padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}, "
                              f"got {padding_mode!r}")
         self.padding_mode = padding_mode
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        dtype = float_or_default(dtype)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None

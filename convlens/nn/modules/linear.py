@@ -7,6 +7,8 @@ import numbers
 
 import numpy as np
 
+from convlens.dtypes import float_or_default
+from convlens.errors import ShapeError
 from convlens.nn import functional as F
 from convlens.nn import init
 from convlens.nn.modules.module import Module, Parameter
@@ -45,7 +47,7 @@ class Linear(Module):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        dtype = float_or_default(dtype)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
         self.bias = Parameter(np.empty(self.out_features, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -58,8 +60,10 @@ class Linear(Module):
 
     def _check(self, shape) -> None:
         if len(shape) < 1 or shape[-1] != self.in_features:
-            raise ValueError(f"{self._get_name()}({self.extra_repr()}): expected input with last dimension "
-                             f"{self.in_features}, got {tuple(shape)}")
+            rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+            raise ShapeError(f"{self._get_name()}({self.extra_repr()}): mat1 and mat2 shapes cannot be multiplied "
+                             f"({rows}x{shape[-1] if shape else 0} and {self.in_features}x{self.out_features}): "
+                             f"expected input with last dimension {self.in_features}, got {tuple(shape)}")
 
     def forward(self, input):
         self._check(input.shape)

@@ -89,6 +89,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward(); subclasses of Module must define it")
 
     def __call__(self, *args, **kwargs):
+        if args and isinstance(args[0], np.ndarray):
+            where = self.__dict__.get("_where") or self._get_name()
+            raise TypeError(f"{where}: expected a convlens Tensor as input, got numpy.ndarray of shape "
+                            f"{args[0].shape}; wrap it with convlens.from_numpy(x) or convlens.tensor(x)")
         for hook in list(self._forward_pre_hooks.values()):
             result = hook(self, args)
             if result is not None:

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from convlens.dtypes import float_or_default
 from convlens.nn import functional as F
 from convlens.nn.modules.module import Module, Parameter
 from convlens.tensor import Tensor
@@ -38,7 +39,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{name}({num_features}): momentum must be in [0, 1] or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        dtype = float_or_default(dtype)
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
             if bias:
