@@ -293,8 +293,8 @@ def test_cross_entropy_errors():
 def test_mse_loss_against_torch(reduction):
     x, tx = pair(3, 4)
     y, ty = pair(3, 4)
-    assert_same(F.mse_loss(x, y, reduction), TF.mse_loss(tx, ty, reduction=reduction), [x, y], [tx, ty])
-    gradcheck(lambda a, b: F.mse_loss(a, b, reduction), [pair(2, 3)[0], pair(2, 3)[0]])
+    assert_same(F.mse_loss(x, y, reduction=reduction), TF.mse_loss(tx, ty, reduction=reduction), [x, y], [tx, ty])
+    gradcheck(lambda a, b: F.mse_loss(a, b, reduction=reduction), [pair(2, 3)[0], pair(2, 3)[0]])
 
 
 def test_mse_loss_shape_mismatch():

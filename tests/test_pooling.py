@@ -254,7 +254,7 @@ X2 = Tensor(np.zeros((1, 3, 6, 6)))
     (lambda: P.max_pool2d(X2, (2, 2.0)), r"max_pool2d: kernel_size entries must be integers, got \(2, 2.0\)"),
     (lambda: P.max_pool2d(X2, (2, 2, 2)), r"max_pool2d: kernel_size must have 2 entries"),
     (lambda: P.max_pool2d(X2, 0), r"max_pool2d: kernel_size must be >= 1, got 0"),
-    (lambda: P.max_pool2d(X2, 2, return_indices=True), r"max_pool2d: return_indices=True is not supported"),
+    (lambda: P.adaptive_max_pool2d(X2, 2, return_indices=True), r"adaptive_max_pool2d: return_indices=True is not supported"),
     (lambda: P.avg_pool2d(X2, 2, divisor_override=0), r"avg_pool2d: divisor_override must be a positive integer"),
     (lambda: P.avg_pool2d(Tensor(np.zeros((1, 3, 6, 6), np.int64)), 2),
      r"avg_pool2d: expected a floating-point input, got dtype int64"),

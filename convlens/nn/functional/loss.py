@@ -19,6 +19,15 @@ from convlens.tensor import Tensor
 _REDUCTIONS = ("none", "mean", "sum")
 
 
+def legacy_reduction(size_average, reduce, reduction: str) -> str:
+    """PyTorch's deprecated size_average/reduce arguments, when given, decide the reduction."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "mean" if size_average and reduce else "sum" if reduce else "none"
+
+
 def _reduce(per_sample: np.ndarray, reduction: str, denominator) -> np.ndarray:
     if reduction == "none":
         return per_sample
@@ -104,8 +113,8 @@ class CrossEntropy(Function):
         return (dz * _grad_scale(grad, ctx.reduction, ctx.denominator)).astype(logp.dtype, copy=False)
 
 
-def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between logits and class indices (or class probabilities), as `torch.nn.functional`.
 
     Shape:
@@ -114,6 +123,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         ``reduction="none"``.
     """
     where = "cross_entropy"
+    reduction = legacy_reduction(size_average, reduce, reduction)
     _check_common(where, input, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{where}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
@@ -154,13 +164,15 @@ class NLL(Function):
         return dx
 
 
-def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices given log-probabilities (use after log_softmax).
 
     Shape:
         input (N, C) or (N, C, d1, ...) or (C,); target (N,) / (N, d1, ...) int64; output as cross_entropy.
     """
     where = "nll_loss"
+    reduction = legacy_reduction(size_average, reduce, reduction)
     _check_common(where, input, reduction)
     if input.ndim == 0:
         raise ValueError(f"{where}: expected input of shape (N, C) or (N, C, d1, ...), got a 0-d input")
@@ -188,13 +200,16 @@ class MSE(Function):
         return ga, (-ga if ctx.needs_input_grad[1] else None)
 
 
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+def mse_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:
     """Mean squared error (input − target)², averaged (``"mean"``), summed or per element (``"none"``).
 
     Shape:
         input and target of the same shape (no silent broadcasting: an (N, 1) input against an (N,)
         target is almost always a bug).
     """
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if weight is not None:
+        raise NotImplementedError("mse_loss: weight= is not supported in convlens")
     _check_common("mse_loss", input, reduction)
     if not isinstance(target, Tensor):
         target = Tensor._wrap(np.asarray(target, dtype=input.dtype))

@@ -122,10 +122,17 @@ class MaxPoolNd(Function):
 
 def _max_pool(dims: int, where: str, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     _check_tensor(where, input)
-    if return_indices:
-        raise ValueError(f"{where}: return_indices=True is not supported, got return_indices={return_indices!r}")
+    unbatched = return_indices and input.ndim == dims + 1
+    if unbatched:
+        input = input.unsqueeze(0)
     window = pool_window(where, input.shape, dims, kernel_size, stride, padding, dilation, ceil_mode)
-    return MaxPoolNd.apply(input, window=window)
+    out = MaxPoolNd.apply(input, window=window)
+    if not return_indices:
+        return out
+    from convlens.nn.functional.unpool import max_pool_indices
+
+    indices = Tensor._wrap(max_pool_indices(input._data, out._data, window))
+    return (out.squeeze(0), indices.squeeze(0)) if unbatched else (out, indices)
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):

@@ -36,4 +36,68 @@ __all__ = [
     "Linear", "Flatten", "Dropout", "Identity",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
     "CrossEntropyLoss", "NLLLoss", "MSELoss",
+    # issue 11
+    "ELU", "SELU", "CELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "ReLU6", "Softplus",
+    "Softsign", "LogSigmoid", "PReLU", "Dropout1d", "Dropout2d", "Dropout3d", "Unflatten",
+    "ModuleDict", "ParameterList", "ParameterDict", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+    "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "ConvTranspose1d", "ConvTranspose2d",
+    "ConvTranspose3d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "MaxUnpool1d", "MaxUnpool2d",
+    "MaxUnpool3d", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",
+    "SoftMarginLoss", "CosineSimilarity", "Embedding", "UninitializedParameter", "LazyLinear", "LazyConv1d",
+    "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
+    "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
 ]
+
+# ---- issue 11: the rest of torch.nn's everyday layers ------------------------------------------------
+from convlens.nn.modules.container import ModuleDict, ParameterDict, ParameterList  # noqa: E402
+from convlens.nn.modules.conv import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d  # noqa: E402
+from convlens.nn.modules.layer_norm import (  # noqa: E402
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LayerNorm,
+    LocalResponseNorm,
+)
+from convlens.nn.modules.lazy import (  # noqa: E402
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyBatchNorm3d,
+    LazyConv1d,
+    LazyConv2d,
+    LazyConv3d,
+    LazyConvTranspose1d,
+    LazyConvTranspose2d,
+    LazyConvTranspose3d,
+    LazyLinear,
+    UninitializedParameter,
+)
+from convlens.nn.modules.linear import Dropout1d, Dropout2d, Dropout3d, Unflatten  # noqa: E402
+from convlens.nn.modules.loss import (  # noqa: E402
+    BCELoss,
+    BCEWithLogitsLoss,
+    CosineSimilarity,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    SmoothL1Loss,
+    SoftMarginLoss,
+)
+from convlens.nn.modules.nonlinearities import (  # noqa: E402
+    CELU,
+    ELU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LogSigmoid,
+    Mish,
+    PReLU,
+    ReLU6,
+    SiLU,
+    Softplus,
+    Softsign,
+)
+from convlens.nn.modules.pooling import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d  # noqa: E402
+from convlens.nn.modules.sparse import Embedding  # noqa: E402
+from convlens.nn.modules.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d  # noqa: E402

@@ -7,9 +7,11 @@ import numbers
 
 import numpy as np
 
+from convlens.devices import check_device
 from convlens.dtypes import float_or_default
 from convlens.nn import init
 from convlens.nn.functional.conv import conv as _conv
+from convlens.nn.functional.conv_transpose import conv_transpose, transposed_output_size
 from convlens.nn.functional.padding import PADDING_MODES
 from convlens.nn.modules.module import Module, Parameter
 from convlens.nn.shape import check_input, conv_output_size, ntuple
@@ -33,10 +35,12 @@ class _ConvNd(Module):
     """
 
     _dims = 0
+    _transposed = False  # ConvTranspose: weight (in_channels, out_channels/groups, *kernel_size)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=None):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
+        check_device(device, type(self).__name__)
         n = self._dims
         name = type(self).__name__
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
@@ -66,7 +70,10 @@ class _ConvNd(Module):
                              f"got {padding_mode!r}")
         self.padding_mode = padding_mode
         dtype = float_or_default(dtype)
-        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        if self._transposed:
+            shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
+        else:
+            shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -120,6 +127,8 @@ class _ConvNd(Module):
             s += ", bias=False"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
+        if getattr(self, "output_padding", (0,) * n) != (0,) * n:
+            s += f", output_padding={self.output_padding}"
         return s
 
 
@@ -148,6 +157,99 @@ class Conv3d(_ConvNd):
 
     Shape:
         (N, C_in, D, H, W) → (N, C_out, D_out, H_out, W_out), each axis as in Conv1d.
+    """
+
+    _dims = 3
+
+
+class _ConvTransposeNd(_ConvNd):
+    """A transposed convolution ("deconvolution", the adjoint of a convolution): each input cell spreads
+    its value times the kernel over a window of the output, as in decoders, U-Nets and GANs' generators.
+
+    Weight (in_channels, out_channels/groups, *kernel_size), bias (out_channels,), initialised as
+    PyTorch (fan_in from out_channels/groups · ∏kernel_size). ``forward(input, output_size=None)``:
+    `output_size` picks the output_padding that gives that size, as PyTorch.
+
+    Shape:
+        (N, C_in, *spatial) or (C_in, *spatial) → (N, C_out, *spatial_out) with, per axis,
+        W_out = (W − 1)·S − 2P + D·(F − 1) + output_padding + 1.
+    """
+
+    _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        name = type(self).__name__
+        if isinstance(padding, str):
+            raise ValueError(f"{name}: padding must be an int or a tuple (no 'same'/'valid' for transposed "
+                             f"convolutions), got {padding!r}")
+        if padding_mode != "zeros":
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported for transposed convolutions, "
+                             f"got {padding_mode!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device=device, dtype=dtype)
+        self.output_padding = ntuple(output_padding, self._dims, "output_padding", self._where, minimum=0)
+        if any(op >= s and op >= d for op, s, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(f"{self._where}: output_padding {self.output_padding} must be smaller than either "
+                             f"stride {self.stride} or dilation {self.dilation}")
+
+    def _output_padding(self, input_shape, output_size):
+        """The output_padding that gives `output_size` (the last `dims` entries count), as PyTorch."""
+        if output_size is None:
+            return self.output_padding
+        sizes = tuple(output_size)[-self._dims:]
+        smallest = transposed_output_size(input_shape[-self._dims:], self.kernel_size, self.stride, self.padding,
+                                          (0,) * self._dims, self.dilation)
+        extra = tuple(o - s for o, s in zip(sizes, smallest))
+        if any(e < 0 or e >= max(st, d) for e, st, d in zip(extra, self.stride, self.dilation)):
+            largest = tuple(s + max(st, d) - 1 for s, st, d in zip(smallest, self.stride, self.dilation))
+            raise ValueError(f"{self._where}: requested an output size of {sizes}, but valid sizes range from "
+                             f"{smallest} to {largest} (for an input of {tuple(input_shape)})")
+        return extra
+
+    def forward(self, input, output_size=None):
+        unbatched = input.ndim == self._dims + 1
+        if unbatched:
+            input = input.unsqueeze(0)
+        check_input(input.shape, self._dims, self._where, channels=self.in_channels)
+        out = conv_transpose(input, self.weight, self.bias, self.stride, self.padding,
+                             self._output_padding(input.shape, output_size), self.groups, self.dilation,
+                             dims=self._dims, name=self._where)
+        return out.squeeze(0) if unbatched else out
+
+    def output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        check_input((1,) + input_shape, self._dims, self._where, channels=self.in_channels)
+        return (self.out_channels,) + transposed_output_size(input_shape[1:], self.kernel_size, self.stride,
+                                                             self.padding, self.output_padding, self.dilation)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """Transposed 1-d convolution; see `_ConvTransposeNd`.
+
+    Shape:
+        (N, C_in, L) → (N, C_out, L_out), L_out = (L − 1)·S − 2P + D·(F − 1) + output_padding + 1.
+    """
+
+    _dims = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Transposed 2-d convolution (upsampling by a learned kernel); see `_ConvTransposeNd`.
+
+    Shape:
+        (N, C_in, H, W) → (N, C_out, H_out, W_out), H_out = (H − 1)·S − 2P + D·(F − 1) + output_padding + 1.
+    """
+
+    _dims = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """Transposed 3-d convolution; see `_ConvTransposeNd`.
+
+    Shape:
+        (N, C_in, D, H, W) → (N, C_out, D_out, H_out, W_out), each axis as in ConvTranspose1d.
     """
 
     _dims = 3

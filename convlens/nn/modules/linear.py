@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from convlens.devices import check_device
 from convlens.dtypes import float_or_default
 from convlens.errors import ShapeError
 from convlens.nn import functional as F
@@ -41,8 +42,9 @@ class Linear(Module):
         (*, in_features) → (*, out_features)
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
+        check_device(device, "Linear")
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
@@ -129,3 +131,69 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class _DropoutNd(Dropout):
+    """Channel-wise dropout: each (sample, channel) is zeroed as a whole with probability p, the kept
+    ones scaled by 1/(1 − p); the identity in evaluation mode."""
+
+    _fn = None
+
+    def forward(self, input):
+        return type(self)._fn(input, self.p, self.training)
+
+
+class Dropout1d(_DropoutNd):
+    """Channel-wise dropout of sequences; see `_DropoutNd`.
+
+    Shape:
+        (N, C, L) → (N, C, L), or (C, L) → (C, L)
+    """
+
+    _fn = staticmethod(F.dropout1d)
+
+
+class Dropout2d(_DropoutNd):
+    """Channel-wise dropout of feature maps; see `_DropoutNd` (a 3-d input is read as (N, C, L), as
+    PyTorch 2 does).
+
+    Shape:
+        (N, C, H, W) → (N, C, H, W)
+    """
+
+    _fn = staticmethod(F.dropout2d)
+
+
+class Dropout3d(_DropoutNd):
+    """Channel-wise dropout of volumes; see `_DropoutNd`.
+
+    Shape:
+        (N, C, D, H, W) → (N, C, D, H, W), or (C, D, H, W) → (C, D, H, W)
+    """
+
+    _fn = staticmethod(F.dropout3d)
+
+
+class Unflatten(Module):
+    """Splits dimension `dim` into `unflattened_size` (the inverse of Flatten).
+
+    Shape:
+        (*, S, *) → (*, U₁, …, U_n, *) with ∏U = S.
+    """
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, input):
+        return input.unflatten(self.dim, self.unflattened_size)
+
+    def output_shape(self, input_shape):
+        full = (1,) + tuple(input_shape)
+        d = self.dim % len(full)
+        if d == 0:
+            raise ValueError(f"Unflatten(dim={self.dim}): output_shape() needs the batch axis kept")
+        return (full[:d] + self.unflattened_size + full[d + 1:])[1:]
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

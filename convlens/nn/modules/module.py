@@ -360,6 +360,9 @@ class Module:
         if not hasattr(state_dict, "items"):
             raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict of arrays, "
                              f"got {type(state_dict).__name__}")
+        for name, module in self.named_modules():  # lazy layers take their shapes from the saved weights
+            if getattr(module, "_lazy_load", None) and module.has_uninitialized_params():
+                module._lazy_load(state_dict, f"{name}." if name else "")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]

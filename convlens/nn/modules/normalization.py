@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from convlens.devices import check_device
 from convlens.dtypes import float_or_default
 from convlens.nn import functional as F
 from convlens.nn.modules.module import Module, Parameter
@@ -28,8 +29,9 @@ class _BatchNorm(Module):
     _layout = ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, dtype=None, *, bias: bool = True):
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
+        check_device(device, type(self).__name__)
         name = type(self).__name__
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
             raise ValueError(f"{name}: num_features must be a positive integer, got {num_features!r}")

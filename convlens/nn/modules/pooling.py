@@ -60,7 +60,21 @@ class _PoolNd(Module):
 
 
 class _MaxPoolNd(_PoolNd):
-    """Maximum over each window (padding never wins). See `_PoolNd` for shapes."""
+    """Maximum over each window (padding never wins). With ``return_indices=True`` the layer returns
+    ``(output, indices)``, the flat in-plane positions of the maxima (for `MaxUnpool2d`). See `_PoolNd`
+    for shapes."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
+        self.return_indices = bool(return_indices)
+
+    def forward(self, input):
+        if not self.return_indices:
+            return super().forward(input)
+        self.output_shape(input.shape[1:] if input.ndim == self._dims + 2 else input.shape)
+        fn = getattr(F, f"max_pool{self._dims}d")
+        return fn(input, self._kernel, self._stride, self._padding, self._dilation, self.ceil_mode, True)
 
     def _pool(self, input):
         fn = getattr(F, f"max_pool{self._dims}d")
@@ -309,3 +323,58 @@ class AdaptiveMaxPool3d(_AdaptivePoolNd):
 
     _dims = 3
     _kind = "max"
+
+
+class _MaxUnpoolNd(Module):
+    """Partial inverse of max pooling: each value goes back to the position its index names (from
+    ``MaxPool(return_indices=True)``), every other cell is 0.
+
+    Shape:
+        (N, C, *spatial) → (N, C, *out), per axis (W − 1)·S − 2P + K, or ``forward``'s `output_size`.
+    """
+
+    _dims = 0
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        where = f"{type(self).__name__}(kernel_size={kernel_size})"
+        self.kernel_size = ntuple(kernel_size, self._dims, "kernel_size", where, minimum=1)
+        self.stride = self.kernel_size if stride is None else ntuple(stride, self._dims, "stride", where, minimum=1)
+        self.padding = ntuple(padding, self._dims, "padding", where, minimum=0)
+
+    def forward(self, input, indices, output_size=None):
+        fn = getattr(F, f"max_unpool{self._dims}d")
+        return fn(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    """Max unpooling of (N, C, L); see `_MaxUnpoolNd`.
+
+    Shape:
+        (N, C, L) → (N, C, (L − 1)·S − 2P + K)
+    """
+
+    _dims = 1
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    """Max unpooling of (N, C, H, W); see `_MaxUnpoolNd`.
+
+    Shape:
+        (N, C, H, W) → (N, C, (H − 1)·S − 2P + K, (W − 1)·S − 2P + K)
+    """
+
+    _dims = 2
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    """Max unpooling of (N, C, D, H, W); see `_MaxUnpoolNd`.
+
+    Shape:
+        (N, C, D, H, W) → each axis (W − 1)·S − 2P + K
+    """
+
+    _dims = 3
