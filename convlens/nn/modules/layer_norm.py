@@ -9,7 +9,13 @@ import numpy as np
 
 from convlens.dtypes import float_or_default
 from convlens.errors import ShapeError
-from convlens.nn.functional import layer_norm as LF
+from convlens.nn.functional.layer_norm import (
+    _check_eps,
+    group_norm,
+    instance_norm,
+    layer_norm,
+    local_response_norm,
+)
 from convlens.nn.modules.module import Module, Parameter
 from convlens.nn.modules.normalization import _BatchNorm
 
@@ -35,7 +41,7 @@ class LayerNorm(Module):
         for s in shape:
             _positive("LayerNorm", "normalized_shape", s)
         self.normalized_shape = tuple(int(s) for s in shape)
-        self.eps = LF._check_eps("LayerNorm", eps)
+        self.eps = _check_eps("LayerNorm", eps)
         self.elementwise_affine = bool(elementwise_affine)
         dtype = float_or_default(dtype)
         if elementwise_affine:
@@ -55,7 +61,7 @@ class LayerNorm(Module):
             self.bias._data[...] = 0
 
     def forward(self, input):
-        return LF.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+        return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -78,7 +84,7 @@ class GroupNorm(Module):
         self.num_channels = _positive("GroupNorm", "num_channels", num_channels)
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
-        self.eps, self.affine = LF._check_eps("GroupNorm", eps), bool(affine)
+        self.eps, self.affine = _check_eps("GroupNorm", eps), bool(affine)
         dtype = float_or_default(dtype)
         if affine:
             self.weight = Parameter(np.ones(self.num_channels, dtype=dtype))
@@ -96,7 +102,7 @@ class GroupNorm(Module):
         if input.ndim < 2 or input.shape[1] != self.num_channels:
             raise ShapeError(f"GroupNorm({self.num_groups}, {self.num_channels}): expected input (N, "
                              f"{self.num_channels}, *), got shape {input.shape}")
-        return LF.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+        return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -123,7 +129,7 @@ class _InstanceNorm(_BatchNorm):
             input = input.unsqueeze(0)
         self._check(input.shape)
         use_input_stats = self.training or not self.track_running_stats
-        out = LF.instance_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+        out = instance_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
                                use_input_stats, 0.1 if self.momentum is None else self.momentum, self.eps)
         return out.squeeze(0) if unbatched else out
 
@@ -175,7 +181,7 @@ class LocalResponseNorm(Module):
         self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
 
     def forward(self, input):
-        return LF.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+        return local_response_norm(input, self.size, self.alpha, self.beta, self.k)
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
