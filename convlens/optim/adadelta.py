@@ -28,8 +28,10 @@ class Adadelta(Optimizer):
         weight_decay: L2 penalty coefficient (default 0).
     """
 
-    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0):
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
+    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0,
+                 foreach=None, *, capturable: bool = False, maximize: bool = False, differentiable: bool = False):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                      **self.torch_flags(maximize, foreach, differentiable, capturable=capturable)))
 
     def _validate(self, group: dict) -> None:
         self._check_non_negative(group, "lr", "eps", "weight_decay")

@@ -1,5 +1,7 @@
 """Learning-rate schedulers with PyTorch's names and sequences: `StepLR`, `CosineAnnealingLR`,
-`OneCycleLR`.
+`OneCycleLR` here; `MultiStepLR`, `ExponentialLR`, `LambdaLR`, `MultiplicativeLR`, `LinearLR`,
+`ConstantLR`, `PolynomialLR`, `CosineAnnealingWarmRestarts`, `SequentialLR`, `ChainedScheduler` and
+`ReduceLROnPlateau` in `convlens.optim.schedulers`, re-exported here.
 
 A scheduler rewrites ``group["lr"]`` (and, for `OneCycleLR`, the momentum or Adam's beta1) in its
 optimizer's `param_groups`. Call `scheduler.step()` after `optimizer.step()`: once per epoch for
@@ -36,21 +38,39 @@ class LRScheduler:
                     )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self._step_count = 0
-        self._is_initial = True
-        self.step()
-        self._is_initial = False
+        self._initial_step()
 
     def get_lr(self) -> list[float]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def step(self) -> None:
-        """Advance one step (epoch or batch) and write the new learning rates into the optimizer."""
+    def step(self, epoch: int | None = None) -> None:
+        """Advance one step (epoch or batch) and write the new learning rates into the optimizer.
+
+        ``step(epoch)`` (deprecated in PyTorch, still used by `SequentialLR`) jumps to `epoch` with the
+        closed form of the schedule where there is one."""
         self._step_count += 1
-        self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            closed_form = getattr(self, "_get_closed_form_lr", None)
+            values = closed_form() if closed_form is not None else self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _initial_step(self) -> None:
+        """The step a scheduler takes when it is built (SequentialLR repeats it for later schedulers)."""
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_last_lr(self) -> list[float]:
         """The learning rates of the last `step()` (or of construction), one per parameter group."""
@@ -89,6 +109,9 @@ class StepLR(LRScheduler):
             return self._group_lrs()
         return [lr * self.gamma for lr in self._group_lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
 
 class CosineAnnealingLR(LRScheduler):
     """Cosine annealing from each base lr down to `eta_min` over `T_max` steps (then back up, periodically):
@@ -119,6 +142,10 @@ class CosineAnnealingLR(LRScheduler):
             + eta_min
             for lr in self._group_lrs()
         ]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base in self.base_lrs]
 
 
 class OneCycleLR(LRScheduler):
@@ -239,3 +266,25 @@ def _per_group(owner: str, arg: str, value, n_groups: int) -> list:
             )
         return list(value)
     return [value] * n_groups
+
+
+# the rest of torch.optim.lr_scheduler (they build on LRScheduler above)
+from convlens.optim.schedulers import (  # noqa: E402
+    ChainedScheduler,
+    ConstantLR,
+    CosineAnnealingWarmRestarts,
+    ExponentialLR,
+    LambdaLR,
+    LinearLR,
+    MultiplicativeLR,
+    MultiStepLR,
+    PolynomialLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+)
+
+_LRScheduler = LRScheduler  # PyTorch's older name
+
+__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR", "MultiStepLR", "ExponentialLR", "LambdaLR",
+           "MultiplicativeLR", "LinearLR", "ConstantLR", "PolynomialLR", "CosineAnnealingWarmRestarts",
+           "SequentialLR", "ChainedScheduler", "ReduceLROnPlateau"]

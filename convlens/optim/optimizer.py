@@ -84,11 +84,22 @@ class Optimizer:
             raise ValueError(f"{name}: some parameters appear in more than one parameter group")
         for key, default in self.defaults.items():
             group.setdefault(key, default)
+        if group.get("differentiable"):
+            raise NotImplementedError(f"{name}: differentiable=True (an update step inside the graph) is not "
+                                      "supported in convlens")
         self._validate(group)
         self.param_groups.append(group)
 
     def _validate(self, group: dict) -> None:
         """Raise ValueError for an invalid hyper-parameter in `group` (subclasses)."""
+
+    @staticmethod
+    def torch_flags(maximize=False, foreach=None, differentiable=False, **switches) -> dict:
+        """PyTorch's implementation switches, kept in each group as PyTorch keeps them (so state_dicts
+        have PyTorch's keys). ``maximize`` is honoured; ``foreach``, ``fused`` and ``capturable`` choose
+        between PyTorch kernels and are accepted and ignored (one NumPy implementation here);
+        ``differentiable=True`` is refused."""
+        return dict(maximize=bool(maximize), foreach=foreach, differentiable=bool(differentiable), **switches)
 
     def _require(self, ok: bool, arg: str, value, expected: str) -> None:
         if not ok:
@@ -118,7 +129,10 @@ class Optimizer:
                 state = self.state[p]
                 if not state:
                     state.update(self._init_state(p._data, group))
-                self._update(p._data, p.grad._data, state, group)
+                g = p.grad._data
+                if group.get("maximize", False):  # ascend: the update rule sees −g (PyTorch's order)
+                    g = np.negative(g, out=self._scratch(g, 9))
+                self._update(p._data, g, state, group)
         return loss
 
     def _init_state(self, p: np.ndarray, group: dict) -> dict:
