@@ -177,9 +177,7 @@ def _topological_order(roots) -> list:
 
 
 def _as_sequence(value) -> list:
-    from convlens.tensor import Tensor
-
-    if value is None or isinstance(value, Tensor | np.ndarray | np.generic | int | float):
+    if value is None or hasattr(value, "_ctx") or isinstance(value, np.ndarray | np.generic | int | float):
         return [value]
     return list(value)
 
@@ -226,6 +224,7 @@ def _walk(roots: list, seeds: list, retain_graph: bool, targets: set | None, col
     otherwise leaves (all of them, or only those in `targets`) accumulate into ``.grad``."""
     from convlens.tensor import Tensor
 
+    accumulate_leaves = targets is None and collect is None
     grads: dict[int, np.ndarray] = {}
     owned: set[int] = set()  # arrays we allocated ourselves and may update in place
     for root, seed in zip(roots, seeds):
@@ -241,10 +240,19 @@ def _walk(roots: list, seeds: list, retain_graph: bool, targets: set | None, col
         for hook in node._hooks:  # leaves' hooks run too, before accumulation; None keeps the gradient
             result = hook(grad)
             grad = grad if result is None else (result._data if hasattr(result, "_ctx") else result)
-        if collect is not None:
+        if accumulate_leaves:
+            if node._ctx is None:
+                if node.grad is None:
+                    node.grad = Tensor._wrap(np.array(grad, dtype=node.dtype, copy=True))
+                else:
+                    node.grad._data += grad
+                continue
+            if node._retains_grad:
+                node.grad = Tensor._wrap(np.array(grad, copy=True))
+        elif collect is not None:
             if id(node) in targets:
                 collect[id(node)] = np.array(grad, dtype=node.dtype, copy=True)
-        elif (node._ctx is None and targets is None) or (targets is not None and id(node) in targets):
+        elif id(node) in targets:
             if node.grad is None:
                 node.grad = Tensor._wrap(np.array(grad, dtype=node.dtype, copy=True))
             else:
@@ -284,8 +292,11 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     only for `inputs`), as ``torch.autograd.backward``. `tensors` is one tensor or a sequence, each
     with its gradient in `grad_tensors` (None for a one-element tensor)."""
     _not_higher_order("backward", create_graph)
-    roots = _as_sequence(tensors)
-    seeds = _seeds("backward", roots, grad_tensors)
+    if grad_tensors is None and hasattr(tensors, "_ctx") and tensors.requires_grad and tensors._data.size == 1:
+        roots, seeds = [tensors], [np.ones_like(tensors._data)]  # loss.backward(): the common case, directly
+    else:
+        roots = _as_sequence(tensors)
+        seeds = _seeds("backward", roots, grad_tensors)
     targets = None if inputs is None else {id(t) for t in _as_sequence(inputs)}
     _walk(roots, seeds, bool(retain_graph), targets, None)
 

@@ -9,7 +9,37 @@ import numpy as np
 from convlens.optim.optimizer import Optimizer
 
 
-class Adam(Optimizer):
+class AdamMoments(Optimizer):
+    """What Adam, NAdam and RAdam share: the (beta1, beta2) checks and the moving averages."""
+
+    def _validate(self, group: dict) -> None:
+        self._check_non_negative(group, "lr", "eps", "weight_decay")
+        betas = group["betas"]
+        self._require(isinstance(betas, tuple | list) and len(betas) == 2, "betas", betas, "a pair (beta1, beta2)")
+        group["betas"] = tuple(betas)
+        for i, beta in enumerate(betas):
+            self._require(isinstance(beta, numbers.Real) and 0 <= beta < 1, f"betas[{i}]", beta, "0 <= beta < 1")
+
+    def _moments(self, p: np.ndarray, g: np.ndarray, state: dict, group: dict):
+        """Count the step, apply the weight decay (L2 into g, or decoupled: p ← p·(1 − lr·wd)) and update
+        m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g² in place; returns (t, g, m, v)."""
+        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        state["step"] += 1
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p *= 1 - lr * weight_decay
+            else:
+                g = self._with_weight_decay(p, g, weight_decay)
+        m, v, tmp = state["exp_avg"], state["exp_avg_sq"], self._scratch(p, 1)
+        np.subtract(g, m, out=tmp)  # m += (1 - beta1) * (g - m), PyTorch's lerp
+        tmp *= 1 - beta1
+        m += tmp
+        self._average_squares(v, g, beta2, tmp)
+        return state["step"], g, m, v
+
+
+class Adam(AdamMoments):
     """Adam, step for step as `torch.optim.Adam`.
 
     With gradient g (plus ``weight_decay * p`` unless the decay is decoupled) at step t = 1, 2, ...::
@@ -41,14 +71,6 @@ class Adam(Optimizer):
                         **self.torch_flags(maximize, foreach, differentiable, fused=fused, capturable=capturable))
         super().__init__(params, defaults)
 
-    def _validate(self, group: dict) -> None:
-        self._check_non_negative(group, "lr", "eps", "weight_decay")
-        betas = group["betas"]
-        self._require(isinstance(betas, tuple | list) and len(betas) == 2, "betas", betas, "a pair (beta1, beta2)")
-        group["betas"] = tuple(betas)
-        for i, beta in enumerate(betas):
-            self._require(isinstance(beta, numbers.Real) and 0 <= beta < 1, f"betas[{i}]", beta, "0 <= beta < 1")
-
     def _init_state(self, p: np.ndarray, group: dict) -> dict:
         state = {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
         if group["amsgrad"]:
@@ -56,21 +78,10 @@ class Adam(Optimizer):
         return state
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict, group: dict) -> None:
-        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        lr, eps = float(group["lr"]), float(group["eps"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        state["step"] += 1
-        t = state["step"]
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p *= 1 - lr * weight_decay
-            else:
-                g = self._with_weight_decay(p, g, weight_decay)
-        exp_avg, exp_avg_sq, tmp = state["exp_avg"], state["exp_avg_sq"], self._scratch(p, 1)
-
-        np.subtract(g, exp_avg, out=tmp)  # m += (1 - beta1) * (g - m), PyTorch's lerp
-        tmp *= 1 - beta1
-        exp_avg += tmp
-        self._average_squares(exp_avg_sq, g, beta2, tmp)
+        t, g, exp_avg, exp_avg_sq = self._moments(p, g, state, group)
+        tmp = self._scratch(p, 1)
         if group["amsgrad"]:
             v = state.setdefault("max_exp_avg_sq", np.zeros_like(p))
             np.maximum(v, exp_avg_sq, out=v)

@@ -4,42 +4,14 @@ the adaptive step rectified), step for step as PyTorch's."""
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from convlens.dtypes import default_float
-from convlens.optim.optimizer import Optimizer
+from convlens.optim.adam import AdamMoments
 
 
-class _AdamFamily(Optimizer):
-    def _validate(self, group: dict) -> None:
-        self._check_non_negative(group, "lr", "eps", "weight_decay")
-        betas = group["betas"]
-        self._require(isinstance(betas, tuple | list) and len(betas) == 2, "betas", betas, "a pair (beta1, beta2)")
-        group["betas"] = tuple(betas)
-        for i, beta in enumerate(betas):
-            self._require(isinstance(beta, numbers.Real) and 0 <= beta < 1, f"betas[{i}]", beta, "0 <= beta < 1")
-
-    def _moments(self, p, g, state, group):
-        """Step count, weight decay and the two moving averages, as Adam: returns (t, g, m, v)."""
-        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
-        beta1, beta2 = (float(b) for b in group["betas"])
-        state["step"] += 1
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p *= 1 - lr * weight_decay
-            else:
-                g = self._with_weight_decay(p, g, weight_decay)
-        m, v, tmp = state["exp_avg"], state["exp_avg_sq"], self._scratch(p, 1)
-        np.subtract(g, m, out=tmp)  # m += (1 − β1)(g − m), PyTorch's lerp
-        tmp *= 1 - beta1
-        m += tmp
-        self._average_squares(v, g, beta2, tmp)
-        return state["step"], g, m, v
-
-
-class NAdam(_AdamFamily):
+class NAdam(AdamMoments):
     """NAdam, as ``torch.optim.NAdam``. With μ_t = β1·(1 − ½·0.96^(t·ψ)) (ψ = momentum_decay) and
     Π_t = μ_1⋯μ_t::
 
@@ -88,7 +60,7 @@ class NAdam(_AdamFamily):
         p += tmp
 
 
-class RAdam(_AdamFamily):
+class RAdam(AdamMoments):
     """RAdam, as ``torch.optim.RAdam``. With ρ∞ = 2/(1 − β2) − 1 and ρ_t = ρ∞ − 2tβ2^t/(1 − β2^t)::
 
         m, v as Adam;   m̂ = m/(1 − β1^t)
