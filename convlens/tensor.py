@@ -542,7 +542,7 @@ class Tensor(InplaceMixin, MathMixin, ReduceMixin, ShapeMixin):
     def _compare(self, other, op):
         other = other._data if isinstance(other, Tensor) else other
         if isinstance(other, str | bytes) or other is None:
-            raise TypeError(f"cannot compare a Tensor with {type(other).__name__}")
+            return NotImplemented  # == and != fall back to identity, <, > raise Python's TypeError
         try:
             return Tensor._wrap(np.asarray(op(self._data, other)))
         except ValueError:
