@@ -50,6 +50,7 @@ __all__ = [
     "default_generator", "get_rng_state", "set_rng_state", "as_dtype", "float16", "float32", "float64",
     "int32", "int64", "uint8", "bool_", "device", "cuda", "accelerator", "backends", "return_types",
     "max", "min", "maximum", "minimum", "summary", "save_checkpoint", "load_checkpoint", "__version__",
+    "save", "load", "utils", "vision",
 ]
 
 
@@ -63,7 +64,11 @@ def __getattr__(name):
         from convlens import checkpoint
 
         return getattr(checkpoint, name)
-    if name in ("nn", "optim", "data", "models", "train"):
+    if name in ("save", "load"):
+        from convlens import serialization
+
+        return getattr(serialization, name)
+    if name in ("nn", "optim", "data", "models", "train", "utils", "vision"):
         import importlib
 
         return importlib.import_module(f"convlens.{name}")
