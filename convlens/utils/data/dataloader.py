@@ -296,10 +296,16 @@ class DataLoader:
         indices = itertools.islice(self._index_batches(), start, None)  # skipped batches are never fetched
         jobs = ((b, functools.partial(self._fetch, reader, idx, (seed, epoch, b, 1)))
                 for b, idx in enumerate(indices, start))
-        if self.num_workers > 0:
+        if reader is not None and (self.num_workers > 0 or self.prefetch):
+            # vectorised batches of a few items cost less than handing them to a thread (~50 us a batch
+            # at batch_size=4): a worker builds a run of consecutive batches per task, ~_CHUNK items
+            per_task = max(1, _CHUNK // max(self.batch_size or 1, 1))
+            runs = _runs(jobs, per_task)
+            n, depth = (self.num_workers, self.prefetch_factor) if self.num_workers > 0 else (1, 2)
+            for run in self._run_on_workers(runs, seed, epoch, n, depth, info=self.num_workers > 0):
+                yield from run
+        elif self.num_workers > 0:
             yield from self._run_on_workers(jobs, seed, epoch, self.num_workers, self.prefetch_factor, info=True)
-        elif reader is not None and self.prefetch:
-            yield from self._run_on_workers(jobs, seed, epoch, 1, 2, info=False)
         else:
             for _, job in jobs:
                 yield job()
@@ -399,6 +405,18 @@ class DataLoader:
         workers = getattr(self, "_workers", None)
         if workers is not None:
             workers.close(timeout=0)
+
+
+_CHUNK = 256  # items per worker task on the vectorised path
+
+
+def _runs(jobs, k: int):
+    """Group ``(b, job)`` pairs into ``(b0, run)`` where ``run()`` returns the list of k batches."""
+    while True:
+        group = list(itertools.islice(jobs, k))
+        if not group:
+            return
+        yield group[0][0], functools.partial(lambda g: [job() for _, job in g], group)
 
 
 class _LoaderIterator:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WorkerInfo", "get_worker_info", "sample_rng", "numpy_rng"]
+__all__ = ["WorkerInfo", "get_worker_info", "sample_rng", "deferred_rng", "using_rng", "numpy_rng"]
 
 _local = threading.local()
 
@@ -67,6 +67,17 @@ def using_rng(key):
         yield
     finally:
         _local.rng_key, _local.rng = saved
+
+
+class _DeferredRng:
+    """Stands for ``sample_rng()`` of the thread that uses it, made only when a method is called: a
+    batch transform gets it as ``rng`` and a deterministic one never pays for creating a generator."""
+
+    def __getattr__(self, name):
+        return getattr(sample_rng(), name)
+
+
+deferred_rng = _DeferredRng()
 
 
 def numpy_rng(generator, who: str) -> np.random.Generator:

@@ -10,7 +10,7 @@ import numpy as np
 from convlens.data.images import chw_to_pil
 from convlens.data.transforms import batch_plan
 from convlens.utils.data.dataset import Dataset
-from convlens.utils.data.worker import sample_rng
+from convlens.utils.data.worker import deferred_rng
 
 __all__ = ["VisionDataset", "StandardTransform", "ArrayVisionDataset"]
 
@@ -118,7 +118,7 @@ class ArrayVisionDataset(VisionDataset):
         pixels, targets = self._pixels(), self._targets()
 
         def read(indices: np.ndarray):
-            x = plan(pixels[indices], sample_rng())
+            x = plan(pixels[indices], deferred_rng)
             return [Tensor._wrap(np.ascontiguousarray(x)), Tensor._wrap(targets[indices])]
 
         return read
