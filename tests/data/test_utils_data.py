@@ -420,3 +420,22 @@ def test_state_dict_resumes_a_user_dataset_mid_epoch():
     resumed.load_state_dict(state)
     assert [b[1].tolist() for b in resumed] == epoch1[3:]
     assert resumed.epoch == 2
+
+
+def test_signatures_match_torch():
+    pytest.importorskip("torch")
+    import inspect
+
+    import torch.utils.data as tud
+
+    for ours, theirs in [(DataLoader, tud.DataLoader), (RandomSampler, tud.RandomSampler),
+                         (WeightedRandomSampler, tud.WeightedRandomSampler), (BatchSampler, tud.BatchSampler),
+                         (SubsetRandomSampler, tud.SubsetRandomSampler), (Subset, tud.Subset),
+                         (random_split, tud.random_split)]:
+        a = list(inspect.signature(ours).parameters.values())
+        b = [p for p in inspect.signature(theirs).parameters.values() if p.name != "self"]
+        assert [p.name for p in a[: len(b)]] == [p.name for p in b], ours.__name__
+        assert [p.kind for p in a[: len(b)]] == [p.kind for p in b], ours.__name__
+        for p, q in zip(a, b):
+            if q.name != "generator" and q.default is not inspect.Parameter.empty:
+                assert p.default == q.default, f"{ours.__name__}({p.name}): {p.default!r} vs torch {q.default!r}"
