@@ -106,7 +106,7 @@ def test_d2l_lenet_style(tmp_path):
     conv, torch_acc, out, _ = _run_both(tmp_path, "d2l_lenet.py", make,
                                         lambda s: max(float(a) for a in re.findall(r"test acc ([\d.]+)", s)))
     assert "Sigmoid output shape: \t (1, 6, 28, 28)" in out.replace("torch.Size([", "(").replace("])", ")")
-    _check(conv, torch_acc, floor=0.85, margin=0.08)
+    _check(conv, torch_acc, floor=0.8, margin=0.08)
 
 
 @_needs("torch.float")
