@@ -299,7 +299,7 @@ class DataLoader:
         if reader is not None and (self.num_workers > 0 or self.prefetch):
             # vectorised batches of a few items cost less than handing them to a thread (~50 us a batch
             # at batch_size=4): a worker builds a run of consecutive batches per task, ~_CHUNK items
-            per_task = max(1, _CHUNK // max(self.batch_size or 1, 1))
+            per_task = max(1, _CHUNK // self.batch_size) if self.batch_size else 1  # a batch_sampler's size is unknown
             runs = _runs(jobs, per_task)
             n, depth = (self.num_workers, self.prefetch_factor) if self.num_workers > 0 else (1, 2)
             for run in self._run_on_workers(runs, seed, epoch, n, depth, info=self.num_workers > 0):
