@@ -115,6 +115,7 @@ __all__ = [
     "rand_like", "randint", "randint_like", "randn_like", "randperm", "zeros_like", "where", "var_mean",
     "std_mean", "numel", "broadcast_shapes", "broadcast_tensors", "meshgrid", "hstack", "vstack", "cdist",
     "einsum", "concat", "is_floating_point",
+    "save", "load", "utils", "vision",
 ]
 __all__ += list(_METHODS)
 
@@ -129,7 +130,11 @@ def __getattr__(name):
         from convlens import checkpoint
 
         return getattr(checkpoint, name)
-    if name in ("nn", "optim", "data", "models", "train"):
+    if name in ("save", "load"):
+        from convlens import serialization
+
+        return getattr(serialization, name)
+    if name in ("nn", "optim", "data", "models", "train", "utils", "vision"):
         import importlib
 
         return importlib.import_module(f"convlens.{name}")

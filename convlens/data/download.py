@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .archive import extract_tar
 from .cache import atomic_write, cache_dir
 from .errors import DataError
 
@@ -157,8 +158,6 @@ def fetch(name: str, root=None, base_url: str | None = None, progress: bool | No
 def _extract_into(archive: Path, folder: Path) -> None:
     """Extract a verified archive beside itself (inside the cache), through the safe extractor."""
     import shutil
-
-    from .folder import extract_tar
 
     tmp = extract_tar(archive, progress=False)
     for item in tmp.iterdir():

@@ -1,4 +1,4 @@
-"""The one exception type of ``convlens.data``."""
+"""The exception types of ``convlens.data`` (and ``convlens.vision``'s data sets)."""
 
 from __future__ import annotations
 
@@ -8,3 +8,8 @@ class DataError(ValueError):
 
     The message names the file (or URL), what was expected and what was found.
     """
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """Data files that are not there (also a ``FileNotFoundError``, which torchvision raises for a
+    folder without images)."""

@@ -3,55 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import tarfile
-import threading
 
 import numpy as np
 import pytest
 
 from convlens.data import CIFAR10, MNIST, DataError, fetch
 from convlens.data import download as dl
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-
-    def do_GET(self):  # noqa: N802
-        name = self.path.rsplit("/", 1)[-1]
-        if self.path.startswith("/cut/") and name in self.files:
-            body = self.files[name]
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body) * 2))  # promise more than we send
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        if name not in self.files:
-            self.send_error(404)
-            return
-        body = self.files[name]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    files: dict[str, bytes] = {}
-    handler = type("H", (_Handler,), {"files": files})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/", files
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _mnist_bytes(tmp_path, fx):

@@ -117,7 +117,7 @@ def test_unseeded_loader_still_exposes_its_seed():
 
 
 def test_bad_arguments():
-    with pytest.raises(DataError):
+    with pytest.raises(ValueError, match="batch_size should be a positive integer"):
         DataLoader(_ds(), 0)
     with pytest.raises(DataError, match="empty"):
         DataLoader(TensorDataset(np.zeros((0, 1, 2, 2), np.uint8), np.zeros(0)), 4)
