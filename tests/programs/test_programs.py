@@ -21,12 +21,6 @@ HERE = Path(__file__).parent
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 
-def _needs(calls: str):
-    """Mark a program that uses torch-API calls from the torch-API branch (issue 11, item 1)."""
-    return pytest.mark.xfail(strict=True, raises=(AttributeError, TypeError),
-                             reason=f"needs {calls} from the torch-API branch")
-
-
 def _layout(tmp_path: Path, framework: str, make) -> Path:
     """``tmp/<framework>/work`` as the working directory; ``make(data_dir)`` writes the fixture where the
     program looks (``./data``, ``data/...`` or ``../data`` from the working directory)."""
@@ -72,7 +66,6 @@ def test_only_import_lines_are_rewritten():
         "from convlens.vision.transforms import ToTensor\n")
 
 
-@_needs("torch.flatten, Tensor.eq, Tensor.view_as")
 def test_mnist_main_style(tmp_path):
     def make(root):
         write_mnist(root / "data", n_train=2000, n_test=500)
@@ -97,7 +90,6 @@ def test_cifar10_tutorial_style(tmp_path):
     _check(conv, torch_acc, floor=0.85, margin=0.1)
 
 
-@_needs("torch.rand(size=...)")
 def test_d2l_lenet_style(tmp_path):
     def make(root):
         write_mnist(root / "data", n_train=4000, n_test=500, folder="FashionMNIST")
@@ -109,7 +101,6 @@ def test_d2l_lenet_style(tmp_path):
     _check(conv, torch_acc, floor=0.8, margin=0.08)
 
 
-@_needs("torch.float")
 def test_quickstart_style(tmp_path):
     def make(root):
         write_mnist(root / "work" / "data", n_train=3000, n_test=1000, folder="FashionMNIST")
@@ -132,7 +123,6 @@ def test_custom_dataset_style(tmp_path):
     assert probe >= 0.7
 
 
-@_needs("torch.set_grad_enabled as a context manager")
 def test_imagefolder_transfer_style(tmp_path):
     def make(root):
         write_image_folder(root / "work" / "data" / "hymenoptera_data", n_per_class=40)
