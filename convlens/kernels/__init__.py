@@ -10,6 +10,7 @@ that runs it fast is here:
     winograd.py        Winograd F(2×2, 3×3) for stride-1 3×3 layers with many channels
     fastpool.py        2×2 stride-2 pooling (driver); pool_kernels.py its numba loops
     workspace.py       reusable scratch arrays for the large temporaries
+    special.py         special functions NumPy lacks (erf, for GELU) as numba ufuncs
 
 Thread-level parallelism (the pool every kernel splits its work over) is convlens/parallel.py.
 Measured thresholds for every choice: docs/performance.md.

@@ -23,14 +23,14 @@ Layer keys (defaults in brackets; ``size``, ``stride``, ``pad`` and ``dilation``
 spatial axis; every layer also takes an optional ``name``, the module's name in the Sequential):
 
     conv        filters, size, stride [1], pad [0], padding_mode ["zeros"], dilation [1], groups [1],
-                bias [true], activation ["none"]: relu, tanh, sigmoid, leaky_relu or none
+                bias [true], activation ["none"]: relu, tanh, sigmoid, gelu, leaky_relu or none
     pool        kind ["max"]: max, avg or weighted; size, stride [= size], pad [0], ceil_mode [false]
     fc          units, bias [true], activation ["none"]; flattens first when its input has rank > 1
     dropout     p [0.5]
     batchnorm   eps [1e-5], momentum [0.1]
     flatten     (no keys)
     global_pool kind ["avg"]: avg or max; flatten [true]. An adaptive pool to size 1, then a Flatten.
-    relu, tanh, sigmoid, softmax (over the channel axis), identity: no keys; leaky_relu: negative_slope [0.01]
+    relu, tanh, sigmoid, gelu (exact erf form), softmax (over the channel axis), identity: no keys; leaky_relu: negative_slope [0.01]
 
 A layer that adds modules of its own (a conv's activation, an fc's flatten, a global pool's flatten) names
 them after itself: layer "conv1" gives modules "conv1" and "conv1_relu"; unnamed layers are numbered like
@@ -50,7 +50,7 @@ from convlens.nn.shape import conv_output_size
 __all__ = ["from_spec", "to_spec", "load_spec", "save_spec", "plan_spec", "SpecError", "LAYER_TYPES"]
 
 _REQUIRED = object()
-_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU"}
+_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU", "gelu": "GELU"}
 _POOLS = {"max": "MaxPool", "avg": "AvgPool", "weighted": "WeightedAvgPool"}
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -64,7 +64,7 @@ _KEYS: dict[str, dict] = {
     "batchnorm": {"eps": 1e-5, "momentum": 0.1},
     "flatten": {},
     "global_pool": {"kind": "avg", "flatten": True},
-    "relu": {}, "tanh": {}, "sigmoid": {}, "leaky_relu": {"negative_slope": 0.01}, "softmax": {}, "identity": {},
+    "relu": {}, "tanh": {}, "sigmoid": {}, "gelu": {}, "leaky_relu": {"negative_slope": 0.01}, "softmax": {}, "identity": {},
 }
 LAYER_TYPES = tuple(_KEYS)
 _TOP_KEYS = ("input_shape", "layers", "name", "description")
@@ -420,7 +420,7 @@ def _entries(leaves: list, j: int) -> list:
 
 
 # Settings a spec cannot express must be at their defaults; the rest are checked against the plan.
-_FIXED = {"MaxPool": {"dilation": 1, "return_indices": False}, "AvgPool": {"count_include_pad": True,
+_FIXED = {"GELU": {"approximate": "none"}, "MaxPool": {"dilation": 1, "return_indices": False}, "AvgPool": {"count_include_pad": True,
           "divisor_override": None}, "BatchNorm": {"affine": True, "track_running_stats": True},
           "Flatten": {"start_dim": 1, "end_dim": -1}, "Softmax": {"dim": 1},
           "WeightedAvgPool": {"weights": False}}
