@@ -101,7 +101,7 @@ class DistributedDataParallel(Module):
         for i in reversed(range(len(params))):
             a = params[i]._data
             entries, total = open_.get(a.dtype, ([], 0))
-            limit = FIRST_BUCKET_BYTES if not buckets else cap
+            limit = min(FIRST_BUCKET_BYTES, cap) if not buckets else cap
             if entries and (total + a.nbytes > limit):
                 buckets.append(_Bucket(a.dtype, entries, total // a.itemsize))
                 entries, total = [], 0
