@@ -95,7 +95,16 @@ def worker(blocks: int, seconds: float) -> dict:
             rows.append({"overlap": model.overlap, "steps_per_s": steps / wall,
                          "comm_share": (model.comm_seconds - c0) / wall})
         params = sum(int(p._data.size) for p in net.parameters())
-        out["nets"][name] = {"global_batch": batch, "params": params, "blocks": rows}
+        ts = []
+        if n > 1:  # the reduction alone: one buffer of all the gradients, no waiting for the other rank
+            buf = np.ones(params, np.float32)
+            for _ in range(15):
+                dist.barrier()
+                t0 = time.perf_counter()
+                dist.all_reduce(buf)
+                ts.append(time.perf_counter() - t0)
+        out["nets"][name] = {"global_batch": batch, "params": params, "blocks": rows,
+                             "allreduce_s": statistics.median(ts) if ts else 0.0}
     if n == 2:
         sizes, times = [], []
         for k in range(10, 24, 1):  # 4 KiB .. 32 MiB
@@ -159,14 +168,15 @@ def main(argv=None) -> int:
     result = {"load_before_after": load, "cpus": os.cpu_count(), "nets": {}, "allreduce": runs[2][0]["allreduce"]}
     print(f"load average before / after: {load[:3]} / {load[3:]}, {os.cpu_count()} CPUs; one thread per rank; "
           "OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset for the workers\n")
-    print(f"{'net':<20}{'params':>10}{'batch':>6}{'1 rank steps/s':>18}{'2 ranks steps/s':>18}{'speed-up':>9}"
-          f"{'all-reduce share':>18}")
+    print(f"{'net':<30}{'params':>10}{'batch':>6}{'1 rank steps/s':>20}{'2 ranks steps/s':>20}{'speed-up':>9}"
+          f"{'comm+wait share':>18}{'all-reduce alone':>18}")
     for name in NETS:
         one = [b["steps_per_s"] for r in runs[1] for b in r["nets"][name]["blocks"]]
         two = {ov: [b for r in runs[2] for b in r["nets"][name]["blocks"] if b["overlap"] == ov] for ov in (True, False)}
         info = runs[1][0]["nets"][name]
         entry = {"params": info["params"], "bytes": 4 * info["params"], "global_batch": info["global_batch"],
                  "one_rank_steps_per_s": one}
+        entry["two_ranks_allreduce_s"] = [r["nets"][name]["allreduce_s"] for r in runs[2]]
         for ov, rows in two.items():
             key = "overlap" if ov else "blocking"
             entry[f"two_ranks_{key}_steps_per_s"] = [b["steps_per_s"] for b in rows]
@@ -174,11 +184,13 @@ def main(argv=None) -> int:
         result["nets"][name] = entry
         for key in ("overlap", "blocking"):
             s2, sh = entry[f"two_ranks_{key}_steps_per_s"], entry[f"two_ranks_{key}_comm_share"]
-            print(f"{name + ' (' + key + ')':<20}{info['params']:>10,}{info['global_batch']:>6}"
+            ar_ms = 1e3 * statistics.median(entry["two_ranks_allreduce_s"])
+            print(f"{name + ' (' + key + ')':<30}{info['params']:>10,}{info['global_batch']:>6}"
                   f"{statistics.median(one):>10.1f} ({min(one):.1f}-{max(one):.1f})"
                   f"{statistics.median(s2):>10.1f} ({min(s2):.1f}-{max(s2):.1f})"
                   f"{statistics.median(s2) / statistics.median(one):>8.2f}×"
-                  f"{100 * statistics.median(sh):>10.1f} % ({100 * min(sh):.0f}-{100 * max(sh):.0f})")
+                  f"{100 * statistics.median(sh):>10.1f} % ({100 * min(sh):.0f}-{100 * max(sh):.0f})"
+                  f"{ar_ms:>9.3f} ms ({ar_ms * statistics.median(s2) / 10:.1f} %)")
     ar = result["allreduce"]
     print("\nall-reduce between 2 ranks on this machine (median): "
           + ", ".join(f"{b // 1024} KiB {t * 1e3:.3g} ms" for b, t in zip(ar["bytes"], ar["seconds"]) if b in
