@@ -143,14 +143,39 @@ def project(t_compute: float, nbytes: int, ranks: int, bandwidth: float, latency
     return t_ar, ranks * t_compute / (t_compute + t_ar)
 
 
+def _params(name: str) -> int:
+    return sum(int(p._data.size) for p in _model(name).parameters())
+
+
+def print_projection(nets: dict, into: dict) -> None:
+    """nets: name -> (one-rank step seconds at the per-rank batch, gradient bytes)."""
+    print("\nprojection (per-rank batch as measured, global batch × N; all-reduce not overlapped):")
+    for name, (t_c, nbytes) in nets.items():
+        for label, bw, lat in NETWORKS:
+            row = {}
+            for n in (8, 64, 256):
+                t_ar, s = project(t_c, nbytes, n, bw, lat)
+                row[n] = {"allreduce_ms": t_ar * 1e3, "speedup": s, "efficiency": s / n}
+            into.setdefault(name, {})[label] = row
+            print(f"  {name:<18} {label:<20} step {t_c * 1e3:7.1f} ms + all-reduce "
+                  + ", ".join(f"N={n}: {v['allreduce_ms']:.2f} ms → {v['speedup']:.1f}× ({100 * v['efficiency']:.0f} %)"
+                              for n, v in row.items()))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--launches", type=int, default=2, help="launches per rank count, interleaved (default 2)")
     p.add_argument("--blocks", type=int, default=4, help="timed blocks per net and launch (default 4)")
     p.add_argument("--seconds", type=float, default=1.0, help="length of one block (default 1 s)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
+    p.add_argument("--compute-ms", default="", metavar="NET=MS,...",
+                   help="project with these one-rank step times (e.g. quiet-machine ones) instead of measuring")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.compute_ms:
+        given = {k: float(v) / 1e3 for k, v in (kv.split("=") for kv in args.compute_ms.split(","))}
+        print_projection({k: (t, 4 * _params(k)) for k, t in given.items()}, {})
+        return 0
     if args.worker:
         res = worker(int(args.worker[0]), float(args.worker[1]))
         if res is not None:
@@ -195,19 +220,9 @@ def main(argv=None) -> int:
     print("\nall-reduce between 2 ranks on this machine (median): "
           + ", ".join(f"{b // 1024} KiB {t * 1e3:.3g} ms" for b, t in zip(ar["bytes"], ar["seconds"]) if b in
                       (4096, 262144, 4 << 20, 32 << 20)))
-    print("\nprojection (per-rank batch as above, global batch × N; compute = one rank's measured step):")
     result["projection"] = {}
-    for name, e in result["nets"].items():
-        t_c = 1 / statistics.median(e["one_rank_steps_per_s"])
-        for label, bw, lat in NETWORKS:
-            row = {}
-            for n in (8, 64, 256):
-                t_ar, s = project(t_c, e["bytes"], n, bw, lat)
-                row[n] = {"allreduce_ms": t_ar * 1e3, "speedup": s, "efficiency": s / n}
-            result["projection"].setdefault(name, {})[label] = row
-            print(f"  {name:<18} {label:<20} step {t_c * 1e3:7.1f} ms + all-reduce "
-                  + ", ".join(f"N={n}: {v['allreduce_ms']:.2f} ms → {v['speedup']:.1f}× ({100 * v['efficiency']:.0f} %)"
-                              for n, v in row.items()))
+    print_projection({name: (1 / statistics.median(e["one_rank_steps_per_s"]), e["bytes"])
+                      for name, e in result["nets"].items()}, result["projection"])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))

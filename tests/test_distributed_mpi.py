@@ -119,6 +119,15 @@ def test_an_error_on_one_rank_aborts_the_job_with_rank_and_message(tmp_path):
     assert "convlens: rank 1 of 2 failed: ValueError: bad labels on rank 1" in done.stderr, done.stderr
 
 
+def test_unused_parameters_raise_at_the_next_forward_or_count_as_zero(tmp_path):
+    """A layer the forward never uses: with find_unused_parameters=True the step completes and its
+    gradient is zero; without, the next forward raises naming it (and the job aborts with that)."""
+    done = launch(2, "unused", timeout=60, check=False)
+    assert "find_unused_parameters=True: ok" in done.stdout, done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "produced no gradient for 2 parameter(s) (extra.weight, extra.bias)" in done.stderr, done.stderr
+
+
 def test_convlens_train_under_mpiexec_matches_one_process(tmp_path):
     """`mpiexec -n 2 convlens train` (LeNet-5, embedded mnist-mini, global batch 24, SGD): rank 0 writes
     the run directory; the weights equal those of the same command in one process, to float32 rounding."""
@@ -267,6 +276,36 @@ def program_fail(folder) -> None:
     convlens.manual_seed(0)
     net = _tiny_net()
     fit(net, DataLoader(train, 6, sampler=DistributedSampler(train)), epochs=2, loss_fn=loss_fn, progress=False)
+
+
+def program_unused() -> None:
+    import convlens
+    from convlens import distributed as dist
+    from convlens import nn
+    from convlens.nn import functional as F
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.extra = nn.Linear(4, 3), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.used(x)
+
+    dist.init()
+    x, y = convlens.randn(6, 4), convlens.tensor([0, 1, 2, 0, 1, 2])
+    for find in (True, False):
+        convlens.manual_seed(0)
+        net = Net()
+        model = dist.DistributedDataParallel(net, find_unused_parameters=find)
+        for _ in range(2):
+            net.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+        if find:
+            assert float(abs(net.extra.weight.grad.numpy()).max()) == 0.0
+            assert net.used.weight.grad is not None
+            if dist.rank() == 0:
+                print("find_unused_parameters=True: ok", flush=True)
 
 
 def run_program(argv: list) -> None:
