@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from convlens.cli import CLIError
 
 # flags that map one-to-one onto Recipe fields (flag default None = "use the recipe's value")
@@ -68,6 +70,26 @@ def _slug(text: str) -> str:
 
 
 def run(args) -> int:
+    """Under ``mpiexec -n N`` (convlens.distributed) every rank runs this; an error on any rank ends the
+    whole job with that rank's message (MPI_Abort) instead of leaving the others waiting."""
+    from convlens import distributed
+
+    if distributed.init().size == 1:
+        return _run(args)
+    try:
+        return _run(args)
+    except BaseException as e:  # noqa: B036 - every way out of one rank must take the job down
+        if isinstance(e, SystemExit) and not e.code:
+            raise
+        from convlens.cli import _one_line
+
+        distributed.abort(_one_line(e) if isinstance(e, CLIError) else f"{type(e).__name__}: {_one_line(e)}",
+                          code=130 if isinstance(e, KeyboardInterrupt) else 1)
+        raise
+
+
+def _run(args) -> int:
+    from convlens import distributed
     from convlens.checkpoint import read_checkpoint
     from convlens.train.recipe import Recipe
 
@@ -98,6 +120,7 @@ def run(args) -> int:
         data_dir = args.data_dir
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{_slug(recipe.model)}-{_slug(recipe.dataset)}-{stamp}"
+        run_dir = Path(distributed.broadcast_json(str(run_dir)))  # rank 0's time stamp on every rank
         if (run_dir / "last.json").exists():
             raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
     return _train(args, recipe, run_dir, data_dir, meta)
@@ -106,7 +129,7 @@ def run(args) -> int:
 def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
 
     import convlens
-    from convlens import data
+    from convlens import data, distributed, parallel
     from convlens.checkpoint import build_model as rebuild
     from convlens.checkpoint import load_checkpoint
     from convlens.cli._common import (
@@ -118,7 +141,13 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         separate_test_set,
     )
     from convlens.data import transforms as T
-    from convlens.train import NonFiniteLossError, evaluate, fit
+    from convlens.distributed.training import evaluate
+    from convlens.train import NonFiniteLossError, fit
+
+    world, rank = distributed.world_size(), distributed.rank()
+    if rank != 0:  # only rank 0 reports
+        def eprint(*a) -> None:
+            return None
 
     started = time.perf_counter()
     full = load_dataset(recipe.dataset, data_dir, train=True)
@@ -140,8 +169,21 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         model, desc = build_model(name, shape, len(classes))
     check_model_fits(model, shape, len(classes), _slug(name), recipe.dataset)
 
-    train_loader = data.DataLoader(train_ds, recipe.batch_size, shuffle=True, seed=recipe.seed,
-                                   transform=T.Compose(recipe.augmentation() + normalize))
+    augment = T.Compose(recipe.augmentation() + normalize)
+    if world == 1:
+        train_loader = data.DataLoader(train_ds, recipe.batch_size, shuffle=True, seed=recipe.seed, transform=augment)
+    else:  # the global batch split over the ranks; batch k holds the images of one process's batch k
+        if recipe.batch_size % world:
+            raise CLIError(f"--batch-size {recipe.batch_size} (the global batch) does not split evenly over {world} "
+                           f"processes; use a multiple of {world}")
+        from convlens.utils.data import DistributedSampler
+
+        # rank 0 keeps one process's random streams; the others get their own augmentation and dropout
+        own = recipe.seed if rank == 0 else int(np.random.SeedSequence([recipe.seed, rank]).generate_state(1)[0])
+        train_loader = data.DataLoader(train_ds, recipe.batch_size // world, seed=own, transform=augment,
+                                       sampler=DistributedSampler(train_ds, seed=recipe.seed))
+        if rank:
+            convlens.manual_seed(own)  # the model is built; DistributedDataParallel copies rank 0's weights
     val_loader = data.DataLoader(val_ds, 256, transform=eval_tf) if val_ds is not None else None
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler, interval = recipe.make_scheduler(optimizer, len(train_loader))
@@ -158,6 +200,9 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
     eprint(f"  data             {len(train_ds)} training, {len(val_ds) if val_ds else 0} validation, "
            f"{len(test) if has_test else 0} test images of {'×'.join(map(str, shape))}, {len(classes)} classes")
     eprint(f"  parameters       {n_params:,}")
+    if world > 1:
+        eprint(f"  processes        {world} MPI ranks × {recipe.batch_size // world} images per step, "
+               f"{parallel.get_num_threads()} thread(s) each")
     info = {"architecture": desc, "model_name": name, "recipe": recipe.to_dict(), "dataset": recipe.dataset,
             "data_dir": str(data_dir) if data_dir else None, "classes": classes, "input_shape": list(shape),
             "mean": mean, "std": std, "num_train": len(train_ds), "num_val": len(val_ds) if val_ds else 0}
@@ -189,6 +234,8 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
     }
     from convlens.checkpoint import write_json_atomic
 
+    if rank != 0:
+        return 0
     write_json_atomic(run_dir / "report.json", report)
     if args.json:
         print_json(report)
