@@ -61,6 +61,12 @@ def test_ranking_metrics_equal_a_brute_force_ranking():
     assert got["map"] > 0.5
 
 
+def test_ties_rank_relevant_items_last():
+    db = np.ones((4, 3), np.float32)  # every database vector equally similar to the query
+    got = ranking_metrics(np.ones((1, 3)), db, [1], [0, 1, 0, 0], ks=(1, 2, 4), progress=False)
+    assert got["map"] == pytest.approx(1 / 4) and got["precision@1"] == 0 and got["precision@4"] == 0.25
+
+
 def test_recall_at_k():
     exact = np.array([[0, 1, 2], [3, 4, 5]])
     assert recall_at_k(exact, exact, 3) == 1.0
