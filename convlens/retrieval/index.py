@@ -58,7 +58,7 @@ class IndexConfig:
     hnsw_m: int = 32            # graph degree: more = better recall, more memory and build time
     ef_construction: int = 80   # candidate list while building the graph
     ef_search: int = 64         # candidate list per query: the recall/latency knob of HNSW
-    nlist: int | None = None    # IVF cells (default ~4·sqrt(N))
+    nlist: int | None = None    # IVF cells (default sqrt(N), at least 39 vectors per cell)
     nprobe: int = 16            # IVF cells visited per query
 
     def __post_init__(self):
@@ -276,10 +276,10 @@ def _new_index(x: np.ndarray, config: IndexConfig):
         index.hnsw.efConstruction = int(config.ef_construction)
         return index
     # IVF: k-means cells over (a sample of) the vectors; faiss wants >= 39 training points per cell
-    nlist = int(config.nlist or max(1, min(int(4 * math.sqrt(n)), n // 39)))
+    nlist = int(config.nlist or max(1, min(int(math.sqrt(n)), n // 39)))
     quantizer = faiss.IndexFlatIP(d) if ip else faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
     rng = np.random.default_rng(0)
-    sample = x if n <= 256 * nlist else x[rng.choice(n, 256 * nlist, replace=False)]
+    sample = x if n <= 64 * nlist else x[np.sort(rng.choice(n, 64 * nlist, replace=False))]  # k-means on a sample
     index.train(sample)
     return index
