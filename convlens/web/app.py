@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from convlens.web import api, api_train
+from convlens.web import api, api_train, search
 from convlens.web.images import HTTPError, Limits
 from convlens.web.jobs import JobManager
 from convlens.web.state import DataRegistry, ModelHandle, default_checkpoint
@@ -41,6 +41,7 @@ STATIC = Path(__file__).parent / "static"
 PAGES = {"/": ("index", "Home", None), "/train": ("train", "Train", "train.js"),
          "/explain": ("explain", "Explain", "explain.js"), "/draw": ("draw", "Draw", "draw.js"),
          "/playground": ("playground", "Convolution playground", "playground.js")}
+PAGES["/search"] = ("search", "Search", "search.js")  # retrieval by CNN features (convlens.web.search)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -195,6 +196,7 @@ def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_
 
     routes = [Route(path, _page(*page), methods=["GET"]) for path, page in PAGES.items()]
     routes += api.routes + api_train.routes
+    routes += search.routes
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     hosts = list(LOCAL_HOSTS) if allowed_hosts is None else list(allowed_hosts)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Guard, allowed_hosts=hosts)],
