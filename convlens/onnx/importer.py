@@ -145,8 +145,13 @@ class Context:
         return out
 
     def base_name(self) -> str:
+        """A layer name from the node's: torch's "/layer1/conv1/Conv" → "layer1_conv1", convlens's own
+        "conv1/Conv" → "conv1", the dynamo exporter's "node_relu_1" → "relu_1"."""
         n = self.node
-        return n.name or (n.output[0] if n.output else n.op_type)
+        name = n.name or (n.output[0] if n.output else n.op_type)
+        if name.endswith(f"/{n.op_type}") and len(name) > len(n.op_type) + 1:
+            name = name[:-len(n.op_type) - 1]
+        return name[5:] if name.startswith("node_") and len(name) > 5 else name
 
     def add(self, kind: str, inputs: list, keys: dict, weights: dict | None = None, base: str | None = None,
             bind: bool = True, output: int = 0) -> str:
