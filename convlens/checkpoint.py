@@ -147,7 +147,8 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     token = secrets.token_hex(16)
     tmp_st = folder / f".{stem.name}.{token}.safetensors.tmp"
     tmp_js = folder / f".{stem.name}.{token}.json.tmp"
-    tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    # np.ascontiguousarray makes a 0-d array 1-d (NumPy 2), which broke num_batches_tracked on load
+    tensors = {k: np.ascontiguousarray(v) if np.ndim(v) else np.array(v) for k, v in arrays.items()}
     try:
         save_file(tensors, str(tmp_st), metadata={"format": FORMAT, "token": token})
         _fsync(tmp_st)

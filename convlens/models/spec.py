@@ -333,6 +333,12 @@ def from_spec(spec, input_shape=None):
     """
     from convlens import nn
 
+    if isinstance(spec, str | Path):
+        spec = load_spec(spec)
+    from convlens.models.graph_spec import from_graph_spec, is_graph_spec
+
+    if is_graph_spec(spec):  # named inputs or branch layers: a GraphModule (convlens.models.graph_spec)
+        return from_graph_spec(spec, input_shape)
     planned, _, _ = plan_spec(spec, input_shape)
     model = nn.Sequential()
     for name, cls, kwargs, _ in planned:
@@ -468,6 +474,8 @@ def to_spec(model, input_shape) -> dict:
     that ``from_spec(to_spec(model, shape))`` has the same layers and parameter count. For a flat Sequential
     the module names, and so the state_dict keys, are the same too."""
     shape = _input_shape(input_shape, "to_spec")
+    if hasattr(model, "to_graph_spec"):  # a GraphModule writes the graph form (convlens.models.graph_spec)
+        return model.to_graph_spec(shape)
     leaves = _leaves(model)
     flat = all("." not in n for n, _ in leaves)
     layers, used, j = [], {}, 0
