@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
-__all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES", "fingerprint", "fingerprint_change"]
 
 OPTIMIZERS = ("sgd", "adadelta", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -42,6 +42,7 @@ class Recipe:
     val_split: float = 0.1
     limit: int | None = None
     early_stopping: int | None = None
+    size: list[int] | None = None  # [H, W]: resize a folder's images (photos of many sizes); None keeps them
 
     # ---- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -128,6 +129,14 @@ class Recipe:
         self.rho = None if self.rho is None else float(self.rho)
         self.eps = None if self.eps is None else float(self.eps)
         self.normalize = bool(self.normalize)
+        if self.size is not None:
+            try:
+                hw = [int(v) for v in self.size]
+            except (TypeError, ValueError):
+                hw = []
+            if len(hw) != 2 or min(hw) < 1:
+                bad("size", "[H, W] of positive integers or None")
+            self.size = hw
 
     # ---- the objects a run needs ----------------------------------------------------------------------
     def make_optimizer(self, params):
@@ -215,7 +224,44 @@ class Recipe:
             ("validation", f"{self.val_split:.0%} of the training set" if self.val_split else "none"),
             ("seed", str(self.seed)),
         ]
+        if self.size:
+            rows.append(("resize", f"{self.size[0]}×{self.size[1]}"))
         if self.early_stopping:
             rows.append(("early stopping", f"after {self.early_stopping} epochs without improvement"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+# ---- what a run trained on ----------------------------------------------------------------------------
+def fingerprint(dataset) -> dict:
+    """What identifies a data set's contents: count, classes, image shape and BLAKE2 hashes of the
+    labels and of the pixels (~1 GB/s: 0.05 s for MNIST's 47 MB). Stored in a run's checkpoints so that
+    a resume on different data is refused (`fingerprint_change`) instead of silently training on it."""
+    import hashlib
+
+    import numpy as np
+
+    images = np.ascontiguousarray(dataset.images)
+    labels = np.ascontiguousarray(np.asarray(dataset.labels, dtype=np.int64))
+    return {"n": int(labels.shape[0]), "classes": [str(c) for c in dataset.classes],
+            "shape": [int(s) for s in images.shape[1:]],
+            "labels_hash": hashlib.blake2b(labels.tobytes(), digest_size=16).hexdigest(),
+            "images_hash": hashlib.blake2b(memoryview(images).cast("B"), digest_size=16).hexdigest()}
+
+
+def fingerprint_change(saved: dict | None, now: dict) -> str | None:
+    """None when ``now`` is the data ``saved`` describes, else what changed, in words."""
+    if not isinstance(saved, dict):
+        return None  # a run from before fingerprints: nothing to compare
+    changes = []
+    if saved.get("n") != now["n"]:
+        changes.append(f"{saved.get('n')} images then, {now['n']} now")
+    if saved.get("classes") != now["classes"]:
+        changes.append(f"classes {saved.get('classes')} then, {now['classes']} now")
+    if saved.get("shape") != now["shape"]:
+        changes.append(f"image shape {tuple(saved.get('shape') or ())} then, {tuple(now['shape'])} now")
+    if not changes and saved.get("labels_hash") != now["labels_hash"]:
+        changes.append("the same count and classes but different labels")
+    if not changes and saved.get("images_hash") != now["images_hash"]:
+        changes.append("the same count, classes and labels but different pixels")
+    return "; ".join(changes) or None
