@@ -38,8 +38,8 @@ def run(args) -> int:
     classes = list(info.get("classes") or [])
     prepared = [prepare_image(im, shape, info, args.prepare) for im in images]
     x = np.concatenate([xp for xp, _ in prepared])
-    # a uniform image (black, white, 1×1...) has nothing to classify: flagged, as the web app does
-    blank = [bool(px.min() == px.max()) for _, px in prepared]
+    # a uniform image (black, white, one colour, 1×1...) has nothing to classify: flagged, as the web app does
+    blank = [bool((px == px[:, :1, :1]).all()) for _, px in prepared]
     with no_grad():
         probs = F.softmax(model(Tensor._wrap(x)), dim=1)._data
     if not classes:
