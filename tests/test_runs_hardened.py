@@ -183,9 +183,9 @@ class _no_runtime_warnings:
 def test_fit_catches_a_finite_but_exploding_loss():
     import convlens
     from convlens import nn
-    from convlens.utils.data import DataLoader, TensorDataset
     from convlens.nn import functional as F
     from convlens.train import NonFiniteLossError, fit
+    from convlens.utils.data import DataLoader, TensorDataset
 
     convlens.manual_seed(0)
     x = convlens.rand(64, 1, 4, 4)

@@ -342,7 +342,11 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                       "train_accuracy": state.correct / state.seen, "val_loss": None, "val_accuracy": None,
                       "lr": lr}
             if val_loader is not None:
+                # validation leaves the training's random stream alone: a loader drawing its seed on first
+                # use (a fresh one after a resume) would otherwise shift every later dropout mask
+                rng_before = get_rng_state()
                 val = evaluate(model, val_loader, progress=progress, desc="validating")
+                set_rng_state(rng_before)
                 record["val_loss"], record["val_accuracy"] = val["loss"], val["accuracy"]
                 model.train()
             if scheduler is not None and scheduler_interval == "epoch":
