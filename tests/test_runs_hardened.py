@@ -270,3 +270,24 @@ def test_double_ctrl_c_exits_quietly(tmp_path, spec):
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+
+
+# ---- 9. the README's way to train a finished run longer ------------------------------------------------
+def test_readme_resume_example_extends_a_finished_onecycle_run(capsys, tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "convlens train --resume runs/lenet5-mnist-mini-" in readme and "--epochs 12" in readme
+    run = tmp_path / "runs" / "lenet5-mnist-mini"
+    # the default run (lenet5 on mnist-mini, Adam + onecycle), made small: 300 images, 2 epochs
+    code, _, err = run_cli(capsys, "train", "--limit", "300", "--epochs", "2", "--out", run)
+    assert code == 0, err
+    assert json.loads((run / "last.json").read_text())["recipe"]["schedule"] == "onecycle"
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--epochs", "3")  # as the README writes it
+    assert code == 0, err
+    assert "onecycle (a new phase from epoch 3)" in err
+    meta = json.loads((run / "last.json").read_text())
+    assert meta["epoch"] == 3 and meta["recipe"]["schedule_start"] == 2
+    history = meta["progress"]["history"]
+    lr = meta["recipe"]["lr"]
+    assert history[2]["lr"] == pytest.approx(lr / 25)  # the new cycle starts from its warm-up, not from ~0
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--epochs", "2")
+    assert code == 1 and "done 3 epochs already" in error_line(err)

@@ -110,12 +110,21 @@ def run(args) -> int:
                                f"{getattr(recipe, key)!r}); only --epochs can")
         if args.model is not None and args.model != recipe.model:
             raise CLIError(f"--model cannot change when resuming (the run trains {recipe.model})")
+        schedule_start = recipe.schedule_start
         if "epochs" in given and given["epochs"] != recipe.epochs and recipe.schedule != "none":
-            raise CLIError(f"--epochs cannot change when resuming a run with the {recipe.schedule} schedule "
-                           f"(its learning rates were planned for {recipe.epochs} epochs)")
+            done = int(meta.get("epoch", 0))
+            finished = done >= recipe.epochs and not meta.get("batch")
+            if not (finished and given["epochs"] > done):
+                raise CLIError(
+                    f"--epochs cannot change while a run with the {recipe.schedule} schedule is unfinished (its "
+                    f"learning rates are planned for epochs {recipe.schedule_start + 1}-{recipe.epochs}; it is at "
+                    f"epoch {done}): resume it as it is, then extend the finished run with --epochs"
+                    if not finished else f"--epochs {given['epochs']}: the run has done {done} epochs already; "
+                    "give a larger total to train it longer")
+            schedule_start = done  # a finished run trains longer: its schedule runs again over the new epochs
         # the data by the path recorded when the run started (resolved, so the working folder does not
         # matter); --dataset / --data-dir may point at moved data, which the fingerprint check verifies
-        recipe = recipe.replace(epochs=given.get("epochs", recipe.epochs),
+        recipe = recipe.replace(epochs=given.get("epochs", recipe.epochs), schedule_start=schedule_start,
                                 dataset=_resolved(given.get("dataset", meta.get("dataset_path") or recipe.dataset)))
         data_dir = _resolved(args.data_dir or meta.get("data_dir"))
     else:
@@ -202,7 +211,8 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         result = fit(model, train_loader, val_loader, optimizer=optimizer, epochs=recipe.epochs,
                      scheduler=scheduler, scheduler_interval=interval, loss_fn=loss_fn, run_dir=run_dir,
                      early_stopping=recipe.early_stopping if val_loader is not None else None, info=info,
-                     resume=run_dir if meta is not None else None, progress=True)
+                     resume=run_dir if meta is not None else None, progress=True,
+                     restore_scheduler=meta is None or recipe.schedule_start == meta["recipe"].get("schedule_start", 0))
     except NonFiniteLossError as e:
         raise CLIError(str(e)) from None
     if result.status == "interrupted":

@@ -43,6 +43,9 @@ class Recipe:
     limit: int | None = None
     early_stopping: int | None = None
     size: list[int] | None = None  # [H, W]: resize a folder's images (photos of many sizes); None keeps them
+    # the epoch at which the current schedule started: 0, or where a finished run was extended (the
+    # schedule then runs again over the added epochs, as a second one-cycle / cosine / step phase)
+    schedule_start: int = 0
 
     # ---- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -123,6 +126,9 @@ class Recipe:
             bad("limit", "an integer >= 2 or None")
         if self.early_stopping is not None and int(self.early_stopping) < 1:
             bad("early_stopping", "an integer >= 1 (epochs without improvement) or None")
+        if not 0 <= int(self.schedule_start) < int(self.epochs):
+            bad("schedule_start", f"in [0, epochs = {self.epochs})")
+        self.schedule_start = int(self.schedule_start)
         self.batch_size, self.epochs, self.seed = int(self.batch_size), int(self.epochs), int(self.seed)
         self.lr, self.momentum, self.weight_decay = float(self.lr), float(self.momentum), float(self.weight_decay)
         self.label_smoothing, self.val_split = float(self.label_smoothing), float(self.val_split)
@@ -162,14 +168,15 @@ class Recipe:
         of the run; cosine: to 0 over the run; onecycle: warm-up to ``lr`` then anneal, per batch."""
         from convlens.optim import lr_scheduler as S
 
+        span = self.epochs - self.schedule_start  # the epochs this schedule phase covers
         if self.schedule == "step":
-            return S.StepLR(optimizer, step_size=max(1, self.epochs // 3), gamma=0.1), "epoch"
+            return S.StepLR(optimizer, step_size=max(1, span // 3), gamma=0.1), "epoch"
         if self.schedule == "cosine":
-            return S.CosineAnnealingLR(optimizer, T_max=self.epochs), "epoch"
+            return S.CosineAnnealingLR(optimizer, T_max=span), "epoch"
         if self.schedule == "onecycle":
             cycle = self.optimizer in ("sgd", "rmsprop", "adam", "adamw") and (
                 self.optimizer not in ("sgd", "rmsprop") or self.momentum > 0)
-            return S.OneCycleLR(optimizer, max_lr=self.lr, epochs=self.epochs, steps_per_epoch=steps_per_epoch,
+            return S.OneCycleLR(optimizer, max_lr=self.lr, epochs=span, steps_per_epoch=steps_per_epoch,
                                 cycle_momentum=cycle), "batch"
         return None, "epoch"
 
@@ -217,7 +224,9 @@ class Recipe:
             opt += f" weight_decay={self.weight_decay:g}"
         rows = [
             ("model", self.model), ("dataset", self.dataset + (f" (limit {self.limit})" if self.limit else "")),
-            ("optimizer", opt), ("schedule", self.schedule),
+            ("optimizer", opt),
+            ("schedule", self.schedule + (f" (a new phase from epoch {self.schedule_start + 1})"
+                                          if self.schedule_start and self.schedule != "none" else "")),
             ("epochs", f"{self.epochs}, batch size {self.batch_size}"),
             ("augment", self.augment or "none"), ("normalize", "yes" if self.normalize else "no"),
             ("label smoothing", f"{self.label_smoothing:g}"),
