@@ -36,20 +36,28 @@ def run(args) -> int:
     model, info = load_model(args.checkpoint)
     shape = tuple(info["input_shape"])
     classes = list(info.get("classes") or [])
-    x = np.concatenate([prepare_image(im, shape, info, args.prepare)[0] for im in images])
+    prepared = [prepare_image(im, shape, info, args.prepare) for im in images]
+    x = np.concatenate([xp for xp, _ in prepared])
+    # a uniform image (black, white, one colour, 1×1...) has nothing to classify: flagged, as the web app does
+    blank = [bool((px == px[:, :1, :1]).all()) for _, px in prepared]
     with no_grad():
         probs = F.softmax(model(Tensor._wrap(x)), dim=1)._data
     if not classes:
         classes = [str(i) for i in range(probs.shape[1])]
     k = min(args.top_k, probs.shape[1])
     results = []
-    for path, p in zip(args.images, probs):
+    for path, p, empty in zip(args.images, probs, blank):
         order = np.argsort(-p, kind="stable")[:k]
-        results.append({"image": str(path), "top": [
+        results.append({"image": str(path), "blank": empty, "top": [
             {"class": classes[i], "index": int(i), "probability": float(p[i])} for i in order]})
     if args.json:
         print_json(results)
     else:
         for r in results:
-            print(f"{r['image']}: " + ", ".join(f"{t['class']} ({t['probability']:.1%})" for t in r["top"]))
+            top = ", ".join(f"{t['class']} ({t['probability']:.1%})" for t in r["top"])
+            if r["blank"]:
+                print(f"{r['image']}: blank image (every pixel the same after preparation): no prediction; "
+                      f"the model's meaningless output would be {top}")
+            else:
+                print(f"{r['image']}: {top}")
     return 0

@@ -74,6 +74,10 @@ class SpecError(ValueError):
     """A spec that cannot be built; the message names the layer (counted from 1) and the key."""
 
 
+class SpecNotFoundError(SpecError, FileNotFoundError):
+    """A spec path that does not exist (a SpecError, and a FileNotFoundError as before)."""
+
+
 # ---- validation helpers ---------------------------------------------------------------------------------
 def _where(i: int, kind: str) -> str:
     return f"spec layer {i} ({kind})"
@@ -287,12 +291,20 @@ def load_spec(path) -> dict:
     layers comes back as ``{"layers": [...]}``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"load_spec: no spec file at {path}")
-    text = path.read_text(encoding="utf-8")
+        raise SpecNotFoundError(f"load_spec: no spec file at {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"load_spec: {path.name} is not UTF-8 text (byte offset {e.start}: {e.reason})") from None
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except RecursionError:
+        raise SpecError(f"load_spec: {path.name} is nested too deeply to be a spec") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
         raise SpecError(f"load_spec: {path.name} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: {e}") from None
+    if not isinstance(data, dict | list):
+        raise SpecError(f"load_spec: {path.name} holds a {type(data).__name__}: expected an object with 'layers' "
+                        "(and optionally 'input_shape') or a list of layer tables")
     return {"layers": data} if isinstance(data, list) else data
 
 
