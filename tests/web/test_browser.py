@@ -25,7 +25,7 @@ def server(tiny):
     from convlens.web.server import BackgroundServer
 
     with tempfile.TemporaryDirectory() as runs:
-        app = create_app(data={"tiny": tiny}, runs_dir=runs, snapshot_interval=0.05)
+        app = create_app(data={"tiny": tiny}, runs_dir=runs, snapshot_interval=0.05, data_roots=[])
         with BackgroundServer(app) as url:
             yield app, url
 
