@@ -147,7 +147,8 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     token = secrets.token_hex(16)
     tmp_st = folder / f".{stem.name}.{token}.safetensors.tmp"
     tmp_js = folder / f".{stem.name}.{token}.json.tmp"
-    tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    tensors = {k: np.asarray(v, order="C") for k, v in arrays.items()}
+    # (np.asarray, not np.ascontiguousarray: that turns a 0-d buffer such as num_batches_tracked into (1,))
     try:
         save_file(tensors, str(tmp_st), metadata={"format": FORMAT, "token": token})
         _fsync(tmp_st)

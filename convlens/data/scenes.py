@@ -217,6 +217,24 @@ class Scenes(Dataset):
     def __repr__(self) -> str:
         return f"{self._name}(n={len(self)}, shape={self.shape}, boxes={len(self.boxes)}, classes={len(self.classes)})"
 
+    def subset(self, index, name: str | None = None) -> Scenes:
+        """The scenes at ``index`` (an index array) as a new `Scenes` (boxes renumbered)."""
+        index = np.asarray(index, np.int64)
+        counts = np.diff(self.offsets)[index]
+        rows = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in index]) if len(index) else \
+            np.zeros(0, np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return Scenes(self.images[index], self.instances[index], self.boxes[rows], self.box_labels[rows], offsets,
+                      self.classes, name or f"{self._name}[{len(index)}]")
+
+    def split(self, fraction: float, seed: int = 0) -> tuple[Scenes, Scenes]:
+        """A seeded random ``(train, val)`` split with ``round(fraction · len)`` scenes for validation."""
+        order = np.random.default_rng(seed).permutation(len(self))
+        n_val = int(round(fraction * len(self)))
+        if not 0 < n_val < len(self):
+            raise DataError(f"{self._name}: a validation split of {fraction} leaves {n_val} of {len(self)} scenes")
+        return self.subset(np.sort(order[n_val:])), self.subset(np.sort(order[:n_val]), f"{self._name}[val]")
+
     def targets(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``(boxes (K, 4) float32, labels (K,) int64)`` of scene ``i`` as NumPy arrays."""
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
@@ -271,7 +289,7 @@ def _check_scene_arrays(ds: Scenes) -> None:
 SCENE_SETS = {
     "mnist-scenes": ("mnist", 10000, 2000),
     "fashion-scenes": ("fashion-mnist", 10000, 2000),
-    "mnist-scenes-mini": ("mnist-mini", 2000, 500),
+    "mnist-scenes-mini": ("mnist-mini", 4000, 1000),
 }
 _FILES = ("images", "instances", "boxes", "box_labels", "offsets")
 
