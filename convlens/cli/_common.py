@@ -10,7 +10,8 @@ import numpy as np
 
 from convlens.cli import CLIError
 
-NAMED_DATASETS = ("mnist", "fashion-mnist", "cifar10", "mnist-mini")
+NAMED_DATASETS = ("mnist", "fashion-mnist", "cifar10", "mnist-mini", "mnist-scenes", "fashion-scenes",
+                  "mnist-scenes-mini")
 _ALIASES = {"fashionmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "cifar-10": "cifar10",
             "mnist_mini": "mnist-mini"}
 DIGITS = [str(i) for i in range(10)]

@@ -60,6 +60,9 @@ def register(sub, parent) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default ./runs/<model>-<dataset>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last completed state")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    p.add_argument("--task", choices=("classify", "segment", "detect"),
+                   help="what the model learns (default: from the model; unet-small segments, centernet-small "
+                        "detects, on scene data sets such as mnist-scenes)")
     p.set_defaults(func=run)
 
 
@@ -161,6 +164,11 @@ def _run(args) -> int:
         run_dir = Path(distributed.broadcast_json(str(run_dir)))  # rank 0's time stamp on every rank
         if (run_dir / "last.json").exists():
             raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    from convlens.cli._dense import resolve_task, train_dense
+
+    task = resolve_task(recipe.model, getattr(args, "task", None) or (meta or {}).get("task"))
+    if task != "classify":  # segmentation / detection on scene data sets
+        return train_dense(args, recipe, run_dir, data_dir, task)
     return _train(args, recipe, run_dir, data_dir, meta)
 
 

@@ -188,6 +188,25 @@ _MODELS = {
                          batch_size=128, epochs=30, augment="flip,shift")),
 }
 
+# ---- dense prediction (convlens.models.dense): fully convolutional, for mnist-scenes -------------------------
+from convlens.models import dense as _dense  # noqa: E402  (the registry above stays the module's first part)
+
+
+def _dense_kwargs(shape: tuple) -> dict:
+    if len(shape) != 3:
+        raise ValueError(f"expected an image input shape (C, H, W), got {shape}")
+    return {"in_channels": shape[0]}  # any H, W: the nets are fully convolutional
+
+
+# Adam + one-cycle on the embedded scenes (4,000 training scenes of mnist-mini's digits), no augmentation
+# (flips would change digits); the metric of the validation split picks the best epoch.
+_MODELS["unet-small"] = (_dense.unet_small, (1, 64, 64), _dense_kwargs,
+                         _recipe("mnist-scenes-mini", "adam", 3e-3, schedule="onecycle", batch_size=32, epochs=3,
+                                 normalize=False, val_split=0.1))
+_MODELS["centernet-small"] = (_dense.centernet_small, (1, 64, 64), _dense_kwargs,
+                              _recipe("mnist-scenes-mini", "adam", 3e-3, schedule="onecycle", batch_size=32,
+                                      epochs=10, normalize=False, val_split=0.1))
+
 
 def _entry(name: str, where: str):
     key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
