@@ -134,3 +134,32 @@ def test_block_max_pool_nan_wins_and_gradcheck():
     np.testing.assert_array_equal(np.isnan(y), np.isnan(yt))
     xs = cl.tensor(np.random.default_rng(0).permutation(60).reshape(1, 3, 4, 5).astype(np.float64), requires_grad=True)
     assert gradcheck(lambda a: F.max_pool2d(a, (2, 5)), [xs])
+
+
+# ---- compiled element-wise ops (ReLU's backward, GELU) --------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("last", [False, True])
+@pytest.mark.parametrize("op", ["relu", "gelu"])
+def test_elementwise_match_torch(dtype, last, op):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3, 4, 5, 7)) * 4).astype(dtype)
+    x.reshape(-1)[:6] = [0.0, -0.0, 12.0, -12.0, 1e-8, -1e-8]  # the kink, the saturated tails
+    x = channels_last(x) if last else x
+    g = rng.standard_normal(x.shape).astype(dtype)
+    g = channels_last(g) if last else g
+    xc, xt = cl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, yt = getattr(F, op)(xc), getattr(TF, op)(xt)
+    close(y.detach().numpy(), yt, dtype)
+    assert y.dtype == dtype
+    y.backward(cl.tensor(g))
+    yt.backward(torch.tensor(g))
+    close(xc.grad.numpy(), xt.grad, dtype)
+    from convlens.kernels import elementwise
+
+    if op == "relu":
+        assert np.moveaxis(elementwise.relu_backward(g, x), 1, -1).flags.c_contiguous == last  # memory order kept
+
+
+def test_gelu_gradcheck():
+    x = cl.tensor(np.linspace(-5, 5, 41).reshape(1, 41), requires_grad=True)
+    assert gradcheck(F.gelu, [x])
