@@ -54,7 +54,7 @@ def test_convlens_weights_load_into_torch_as_is(tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file
 
-    model = _train_a_little(models.get_model("cifar-bn"), (3, 32, 32))
+    model = _train_a_little(models.get_model("cifar-bn", input_shape=(3, 16, 16)), (3, 16, 16))
     path = save_torch_weights(model, tmp_path / "cifar_bn.safetensors")
     state = load_file(str(path))
     assert state["bn1_1.num_batches_tracked"].dtype == torch.int64 and state["bn1_1.num_batches_tracked"].shape == ()
@@ -62,7 +62,7 @@ def test_convlens_weights_load_into_torch_as_is(tmp_path):
     twin = _torch_twin(model, torch)
     twin.load_state_dict(state, strict=True)
     twin.eval()
-    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
     with torch.no_grad():
         want = twin(torch.from_numpy(x)).numpy()
     with cl.no_grad():
