@@ -351,3 +351,26 @@ def test_photo_folders_train_with_size_and_every_bad_image_is_named(capsys, tmp_
     assert json.loads((run / "last.json").read_text())["recipe"]["size"] == [12, 12]
     code, _, err = run_cli(capsys, "train", "--model", spec, "--dataset", folder, "--size", "0x5")
     assert code == 2 and "--size" in err
+
+
+def test_an_impossible_layer_is_refused_before_allocating(capsys, tmp_path):
+    spec = tmp_path / "huge.json"
+    spec.write_text(json.dumps({"input_shape": [1, 28, 28], "layers": [{"type": "fc", "units": 100_000_000}]}))
+    code, _, err = run_cli(capsys, "summary", spec)
+    line = error_line(err)
+    assert code == 1 and "spec layer 1 (fc): 78,500,000,000 parameters would need" in line and "GB" in line
+    assert "internal error" not in line and "MemoryError" not in line
+
+
+def test_bench_takes_debug_and_the_spec_comments_commands_run(capsys):
+    code, out, _ = run_cli(capsys, "bench", "--debug", "--help")
+    assert code == 0 and "usage: convlens bench" in out
+    spec = Path(__file__).parents[1] / "examples" / "specs" / "lenet5.toml"
+    commands = [line.split("#", 1)[1].split() for line in spec.read_text().splitlines()
+                if line.startswith("#") and line[1:].strip().startswith("convlens ")]
+    assert commands
+    for words in commands:
+        assert words[0] == "convlens"
+        args = [str(spec) if w.endswith("lenet5.toml") else w for w in words[1:]]
+        code, out, err = run_cli(capsys, *args)
+        assert code == 0, (words, err)

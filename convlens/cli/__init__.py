@@ -75,7 +75,9 @@ def _raw_command(argv: list[str]):
     if i < len(argv) and argv[i] in COMMANDS:
         module = _module(argv[i])
         if getattr(module, "RAW_ARGS", False):
-            return module, argv[i + 1 :], i > 0
+            rest = argv[i + 1 :]
+            # --debug is convlens's own option, also after the command name: not forwarded
+            return module, [a for a in rest if a != "--debug"], i > 0 or "--debug" in rest
     return None
 
 
