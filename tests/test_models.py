@@ -161,12 +161,12 @@ def test_zoo_config_rebuilds():
 
 
 def test_registry_names():
-    assert models.list_models() == ["lenet5", "convnetjs-cifar10", "tiny-vgg", "mlp", "cifar-bn"]
+    assert models.list_models() == ["lenet5", "convnetjs-cifar10", "tiny-vgg", "mlp", "cifar-bn", "resnet20"]
     for alias in ("convnetjs_cifar10", "Tiny_VGG", " cifar-bn "):
         assert isinstance(models.get_model(alias), convlens.nn.Sequential)
     assert models.default_input_shape("tiny_vgg") == (3, 64, 64)
     assert models.describe_model("lenet5").startswith("LeNet-5")
-    known = "known models: lenet5, convnetjs-cifar10, tiny-vgg, mlp, cifar-bn"
+    known = "known models: lenet5, convnetjs-cifar10, tiny-vgg, mlp, cifar-bn, resnet20"
     for fn in (models.get_model, models.default_recipe, models.default_input_shape):
         with pytest.raises(ValueError, match=f"unknown model 'resnet50'; {known}"):
             fn("resnet50")

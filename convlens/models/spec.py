@@ -23,14 +23,14 @@ Layer keys (defaults in brackets; ``size``, ``stride``, ``pad`` and ``dilation``
 spatial axis; every layer also takes an optional ``name``, the module's name in the Sequential):
 
     conv        filters, size, stride [1], pad [0], padding_mode ["zeros"], dilation [1], groups [1],
-                bias [true], activation ["none"]: relu, tanh, sigmoid, leaky_relu or none
+                bias [true], activation ["none"]: relu, tanh, sigmoid, gelu, leaky_relu or none
     pool        kind ["max"]: max, avg or weighted; size, stride [= size], pad [0], ceil_mode [false]
     fc          units, bias [true], activation ["none"]; flattens first when its input has rank > 1
     dropout     p [0.5]
     batchnorm   eps [1e-5], momentum [0.1]
     flatten     (no keys)
     global_pool kind ["avg"]: avg or max; flatten [true]. An adaptive pool to size 1, then a Flatten.
-    relu, tanh, sigmoid, softmax (over the channel axis), identity: no keys; leaky_relu: negative_slope [0.01]
+    relu, tanh, sigmoid, gelu (exact erf form), softmax (over the channel axis), identity: no keys; leaky_relu: negative_slope [0.01]
 
 A layer that adds modules of its own (a conv's activation, an fc's flatten, a global pool's flatten) names
 them after itself: layer "conv1" gives modules "conv1" and "conv1_relu"; unnamed layers are numbered like
@@ -50,7 +50,7 @@ from convlens.nn.shape import conv_output_size
 __all__ = ["from_spec", "to_spec", "load_spec", "save_spec", "plan_spec", "SpecError", "LAYER_TYPES"]
 
 _REQUIRED = object()
-_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU"}
+_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU", "gelu": "GELU"}
 _POOLS = {"max": "MaxPool", "avg": "AvgPool", "weighted": "WeightedAvgPool"}
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -64,7 +64,7 @@ _KEYS: dict[str, dict] = {
     "batchnorm": {"eps": 1e-5, "momentum": 0.1},
     "flatten": {},
     "global_pool": {"kind": "avg", "flatten": True},
-    "relu": {}, "tanh": {}, "sigmoid": {}, "leaky_relu": {"negative_slope": 0.01}, "softmax": {}, "identity": {},
+    "relu": {}, "tanh": {}, "sigmoid": {}, "gelu": {}, "leaky_relu": {"negative_slope": 0.01}, "softmax": {}, "identity": {},
 }
 LAYER_TYPES = tuple(_KEYS)
 _TOP_KEYS = ("input_shape", "layers", "name", "description")
@@ -72,6 +72,10 @@ _TOP_KEYS = ("input_shape", "layers", "name", "description")
 
 class SpecError(ValueError):
     """A spec that cannot be built; the message names the layer (counted from 1) and the key."""
+
+
+class SpecNotFoundError(SpecError, FileNotFoundError):
+    """A spec path that does not exist (a SpecError, and a FileNotFoundError as before)."""
 
 
 # ---- validation helpers ---------------------------------------------------------------------------------
@@ -287,12 +291,20 @@ def load_spec(path) -> dict:
     layers comes back as ``{"layers": [...]}``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"load_spec: no spec file at {path}")
-    text = path.read_text(encoding="utf-8")
+        raise SpecNotFoundError(f"load_spec: no spec file at {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"load_spec: {path.name} is not UTF-8 text (byte offset {e.start}: {e.reason})") from None
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except RecursionError:
+        raise SpecError(f"load_spec: {path.name} is nested too deeply to be a spec") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
         raise SpecError(f"load_spec: {path.name} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: {e}") from None
+    if not isinstance(data, dict | list):
+        raise SpecError(f"load_spec: {path.name} holds a {type(data).__name__}: expected an object with 'layers' "
+                        "(and optionally 'input_shape') or a list of layer tables")
     return {"layers": data} if isinstance(data, list) else data
 
 
@@ -333,6 +345,12 @@ def from_spec(spec, input_shape=None):
     """
     from convlens import nn
 
+    if isinstance(spec, str | Path):
+        spec = load_spec(spec)
+    from convlens.models.graph_spec import from_graph_spec, is_graph_spec
+
+    if is_graph_spec(spec):  # named inputs or branch layers: a GraphModule (convlens.models.graph_spec)
+        return from_graph_spec(spec, input_shape)
     planned, _, _ = plan_spec(spec, input_shape)
     model = nn.Sequential()
     for name, cls, kwargs, _ in planned:
@@ -420,7 +438,7 @@ def _entries(leaves: list, j: int) -> list:
 
 
 # Settings a spec cannot express must be at their defaults; the rest are checked against the plan.
-_FIXED = {"MaxPool": {"dilation": 1, "return_indices": False}, "AvgPool": {"count_include_pad": True,
+_FIXED = {"GELU": {"approximate": "none"}, "MaxPool": {"dilation": 1, "return_indices": False}, "AvgPool": {"count_include_pad": True,
           "divisor_override": None}, "BatchNorm": {"affine": True, "track_running_stats": True},
           "Flatten": {"start_dim": 1, "end_dim": -1}, "Softmax": {"dim": 1},
           "WeightedAvgPool": {"weights": False}}
@@ -468,6 +486,8 @@ def to_spec(model, input_shape) -> dict:
     that ``from_spec(to_spec(model, shape))`` has the same layers and parameter count. For a flat Sequential
     the module names, and so the state_dict keys, are the same too."""
     shape = _input_shape(input_shape, "to_spec")
+    if hasattr(model, "to_graph_spec"):  # a GraphModule writes the graph form (convlens.models.graph_spec)
+        return model.to_graph_spec(shape)
     leaves = _leaves(model)
     flat = all("." not in n for n, _ in leaves)
     layers, used, j = [], {}, 0

@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from convlens.web import api, api_train
+from convlens.web import api, api_train, search
 from convlens.web.http import JSONResponse
 from convlens.web.images import HTTPError, Limits
 from convlens.web.jobs import JobManager
@@ -58,6 +58,7 @@ PAGES = {
     "/playground": ("playground", "Convolution playground", "playground.js", "Playground"),
     "/shift": ("shift", "Shift: equivariance and invariance", "shift.js", "Shift"),
 }
+PAGES["/search"] = ("search", "Search", "search.js")  # retrieval by CNN features (convlens.web.search)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -270,6 +271,7 @@ def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_
 
     routes = [Route(path, _page(*page), methods=["GET"]) for path, page in PAGES.items()]
     routes += api.routes + api_train.routes
+    routes += search.routes
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     hosts = list(LOCAL_HOSTS) if allowed_hosts is None else list(allowed_hosts)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Guard, allowed_hosts=hosts)],

@@ -246,6 +246,11 @@ class ModelHandle:
     def from_checkpoint(cls, path) -> ModelHandle:
         from convlens.checkpoint import load_checkpoint
 
+        if str(path).lower().endswith(".onnx"):  # an ONNX model from elsewhere, imported (convlens.onnx)
+            from convlens.onnx import load_with_info
+
+            model, info = load_with_info(path)
+            return cls(model, dict(info, checkpoint=str(path)), Path(str(path)).name)
         model, info = load_checkpoint(path)
         label = Path(str(info.get("checkpoint", path))).parent.name + "/" + Path(str(path)).name
         info.pop("optimizer_state", None)

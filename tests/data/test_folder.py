@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import time
 
 import numpy as np
 import pytest
@@ -53,9 +52,7 @@ def test_resize_and_grayscale(tmp_path):
 
 def test_second_load_uses_cache_and_is_faster(tmp_path, monkeypatch, _cache):
     _write_images(tmp_path / "imgs", n=40, size=(32, 32))
-    t = time.perf_counter()
     a = ImageFolder(tmp_path / "imgs")
-    t1 = time.perf_counter() - t
     assert not any(p.suffix == ".npy" for p in (tmp_path / "imgs").rglob("*"))  # never beside the data
     assert list((_cache / "imagefolder").glob("*.npy"))
 
@@ -63,12 +60,9 @@ def test_second_load_uses_cache_and_is_faster(tmp_path, monkeypatch, _cache):
         raise AssertionError("decoded again although the cache is valid")
 
     monkeypatch.setattr(ImageFolder, "_decode", boom)
-    t = time.perf_counter()
-    b = ImageFolder(tmp_path / "imgs")
-    t2 = time.perf_counter() - t
+    b = ImageFolder(tmp_path / "imgs")  # the monkeypatched decode proves the cache was used (no timing)
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.labels, b.labels)
-    assert t2 < t1
     # a changed file (new mtime) invalidates the key
     p = tmp_path / "imgs" / "dog" / "000.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(p)

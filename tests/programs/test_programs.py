@@ -13,7 +13,6 @@ import importlib.util
 import re
 from pathlib import Path
 
-import pytest
 from program_fixtures import write_annotated_images, write_cifar, write_image_folder, write_mnist
 from program_runner import run, to_convlens
 

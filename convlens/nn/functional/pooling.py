@@ -28,7 +28,7 @@ import numpy as np
 
 from convlens import parallel
 from convlens.autograd import Function
-from convlens.nn.functional import fastpool
+from convlens.kernels import fastpool
 from convlens.nn.functional._windows import AdaptiveBins, PoolWindow, pool_window
 from convlens.nn.shape import check_input, ntuple
 from convlens.tensor import Tensor
