@@ -269,6 +269,9 @@ def test_explain_views(page, server):
     # the maps a conv2 value came from are marked in the overview
     page.click("#layers canvas[data-layer='conv2'][data-channel='0']")
     page.wait_for_function("document.querySelectorAll('#layers canvas.source').length === 6")
+    assert page.locator("#layers svg.edges path").count() == 6  # an edge from each of pool1's maps
+    # the loss axis labels stay short (a diverged loss once showed as '000000', cut off)
+    assert page.evaluate("[1234567, 25000, 0.5, 3e12].map(CL.LineChart.tick)") == ["1.2M", "25k", "0.5", "3e+12"]
     # the animated sliding window
     page.click("#animate")
     page.wait_for_function("document.querySelector('#anim-note').textContent.includes('output (y')")
