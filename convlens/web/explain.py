@@ -302,11 +302,9 @@ def logits(traces: list[LayerTrace], classes: list[str]) -> dict:
             "classes": names, "predicted": k, "label": names[k]}
 
 
-def receptive_field(traces: list[LayerTrace], i: int, y: int, x: int) -> dict:
-    """The input pixels that output (y, x) of layer ``i`` depends on: walking back through every conv
-    and pooling layer, an output row range [a, b] comes from input rows [a·S − P, b·S − P + D·(F − 1)];
-    element-wise layers keep it. ``rows`` / ``cols`` are clipped to the input, ``size`` is the
-    unclipped field (F_total)."""
+def _field(traces: list[LayerTrace], i: int, y: int, x: int) -> tuple[list[int], list[int]] | None:
+    """The unclipped input rows and columns [first, last] output (y, x) of layer ``i`` depends on (None
+    past a layer that mixes all positions)."""
     rows, cols = [y, y], [x, x]
     for t in reversed(traces[: i + 1]):
         kind = layer_kind(t.module)
@@ -316,7 +314,19 @@ def receptive_field(traces: list[LayerTrace], i: int, y: int, x: int) -> dict:
                 k, s, (p, _), d = g["kernel"][a], g["stride"][a], g["padding"][a], g["dilation"][a]
                 span[0], span[1] = span[0] * s - p, span[1] * s - p + d * (k - 1)
         elif t.output.ndim != 3 or t.output.shape[1:] != t.input.shape[1:]:
-            break  # a layer that mixes positions (flatten, fc): not a local field
+            return None  # a layer that mixes positions (flatten, fc): not a local field
+    return rows, cols
+
+
+def receptive_field(traces: list[LayerTrace], i: int, y: int, x: int) -> dict | None:
+    """The input pixels that output (y, x) of layer ``i`` depends on: walking back through every conv
+    and pooling layer, an output row range [a, b] comes from input rows [a·S − P, b·S − P + D·(F − 1)];
+    element-wise layers keep it. ``rows`` / ``cols`` are clipped to the input, ``size`` is the
+    unclipped field (F_total)."""
+    f = _field(traces, i, y, x)
+    if f is None:
+        return None
+    rows, cols = f
     h, w = traces[0].input.shape[1:]
     return {"rows": [max(0, rows[0]), min(h - 1, rows[1])], "cols": [max(0, cols[0]), min(w - 1, cols[1])],
             "size": [rows[1] - rows[0] + 1, cols[1] - cols[0] + 1]}
@@ -380,21 +390,22 @@ def shift_demo(model, x: np.ndarray, shifted: np.ndarray, input_shape, dy: int, 
     (dy, dx) pixels. For every layer with feature maps, with S its total stride (the product of the
     strides so far), the maps of the moved image are compared
 
-    - with the original maps moved by (dy/S, dx/S) cells, away from the borders: a convolution is
-      equivariant, F(T x) = T F(x), so this "moved-along error" is ~0 when S divides the shift;
+    - with the original maps moved by (dy/S, dx/S) cells, on the cells whose receptive field is inside
+      the image both times (``compared``; none for layers whose field covers the whole image: then
+      the error is None): a convolution is equivariant, F(T x) = T F(x), so this "moved-along error"
+      is ~0 when S divides the shift;
     - with the original maps in place: the "in-place change" ‖F(T x) − F(x)‖ / ‖F(x)‖, which
       pooling makes smaller (invariance) and which is largest for the first conv layers.
 
     Returns per layer both numbers and a few maps of each image, and both predictions."""
     a, b = trace(model, x, input_shape), trace(model, shifted, input_shape)
-    layers, stride, margin = [], [1, 1], [0, 0]
-    for ta, tb in zip(a, b, strict=True):
+    layers, stride = [], [1, 1]
+    h0, w0 = a[0].input.shape[1:]
+    for i, (ta, tb) in enumerate(zip(a, b, strict=True)):
         kind = layer_kind(ta.module)
         if kind in ("conv", "pool") and ta.output.ndim == 3:
             g = _geometry(ta.module)
-            for k in range(2):  # cells near the border see the zeros shifted in: leave them out
-                margin[k] = margin[k] + (g["kernel"][k] - 1) * stride[k]
-                stride[k] *= g["stride"][k]
+            stride = [stride[k] * g["stride"][k] for k in range(2)]
         if ta.output.ndim != 3:
             continue
         fa, fb = ta.output.astype(np.float64), tb.output.astype(np.float64)
@@ -402,15 +413,20 @@ def shift_demo(model, x: np.ndarray, shifted: np.ndarray, input_shape, dy: int, 
         iy, ix = round(sy), round(sx)
         moved = _shift(fa, iy, ix)
         h, w = fa.shape[1:]
-        my = min(h // 2, math.ceil((abs(dy) + margin[0]) / stride[0]))
-        mx = min(w // 2, math.ceil((abs(dx) + margin[1]) / stride[1]))
-        inner = (slice(None), slice(my, h - my), slice(mx, w - mx))
+        # compare only the cells whose receptive field lies inside the part of the moved image that
+        # came from the original (no zeros shifted in, no padding): there F(T x) = T F(x) exactly
+        ok_rows = [y for y in range(h) if (f := _field(a, i, y, 0)) and max(0, dy) <= f[0][0] and f[0][1] < h0 + min(0, dy)]
+        ok_cols = [x for x in range(w) if (f := _field(a, i, 0, x)) and max(0, dx) <= f[1][0] and f[1][1] < w0 + min(0, dx)]
         norm = float(np.linalg.norm(fa)) or 1.0
-        inner_norm = float(np.linalg.norm(fa[inner])) or 1.0
+        moved_error = None
+        if ok_rows and ok_cols:
+            inner = np.ix_(range(fa.shape[0]), ok_rows, ok_cols)
+            denom = float(np.linalg.norm(fb[inner])) or float(np.linalg.norm(moved[inner])) or 1.0
+            moved_error = float(np.linalg.norm(fb[inner] - moved[inner])) / denom
         layers.append({
             "name": ta.name, "type": ta.type, "kind": kind, "shape": list(ta.output.shape),
             "stride": list(stride), "map_shift": [sy, sx], "exact": sy == iy and sx == ix,
-            "moved_error": float(np.linalg.norm(fb[inner] - moved[inner])) / inner_norm,
+            "compared": [len(ok_rows), len(ok_cols)], "moved_error": moved_error,
             "in_place_change": float(np.linalg.norm(fb - fa)) / norm,
             "original": encode(ta.output, max_channels), "shifted": encode(tb.output, max_channels)})
     pa, pb = logits(a, classes), logits(b, classes)

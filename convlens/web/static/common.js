@@ -220,7 +220,14 @@ const CL = (() => {
       }
       ctx.font = "11px system-ui, sans-serif";
       const ticks = LineChart.nice(y0, y1, 4), label = (t) => (this.percent ? `${Math.round(t * 100)}%` : LineChart.tick(t));
-      const L = Math.max(34, 10 + Math.max(...ticks.map((t) => ctx.measureText(label(t)).width))), R = 12, T = 24, B = 30;
+      const L = Math.max(34, 10 + Math.max(...ticks.map((t) => ctx.measureText(label(t)).width))), R = 12, B = 30;
+      // the legend goes on a second line when it does not fit beside the title (a phone)
+      ctx.font = "11.5px system-ui, sans-serif";
+      const legendW = this.series.reduce((a, s) => a + ctx.measureText(s.name).width + 30, 0);
+      ctx.font = "600 12px system-ui, sans-serif";
+      const twoLines = ctx.measureText(this.yLabel).width + legendW + 16 > W - L - R;
+      const T = twoLines ? 40 : 24, legendY = twoLines ? 31 : 15;
+      ctx.font = "11px system-ui, sans-serif";
       const pw = W - L - R, ph = H - T - B;
       const sx = (x) => L + (pw * (x - x0)) / (x1 - x0), sy = (y) => T + ph - (ph * (y - y0)) / (y1 - y0);
       ctx.fillStyle = "#667085"; ctx.strokeStyle = "#e3e7ef"; ctx.lineWidth = 1;
@@ -238,8 +245,8 @@ const CL = (() => {
       ctx.textAlign = "right"; ctx.font = "11.5px system-ui, sans-serif";
       for (let i = this.series.length - 1; i >= 0; i--) {
         const s = this.series[i];
-        ctx.fillStyle = "#1c2333"; ctx.fillText(s.name, lx, 15); lx -= ctx.measureText(s.name).width + 6;
-        ctx.fillStyle = s.color; ctx.fillRect(lx - 12, 9, 12, 3); lx -= 24;
+        ctx.fillStyle = "#1c2333"; ctx.fillText(s.name, lx, legendY); lx -= ctx.measureText(s.name).width + 6;
+        ctx.fillStyle = s.color; ctx.fillRect(lx - 12, legendY - 6, 12, 3); lx -= 24;
       }
       ctx.save(); ctx.beginPath(); ctx.rect(L, T, pw, ph); ctx.clip();
       this.data.forEach((pts0, i) => {

@@ -71,7 +71,10 @@
     if (inFlight) { again = true; return; }
     inFlight = true;
     try {
-      const r = await api("/api/predict", { image: pad.toDataURL("image/png"), prepare: "auto" });
+      performance.mark("draw-encode-start");
+      const image = pad.toDataURL("image/png");
+      performance.measure("draw-encode", "draw-encode-start");
+      const r = await api("/api/predict", { image, prepare: "auto" });
       showError(errBox, null);
       show(r);
     } catch (e) { showError(errBox, e); }
@@ -87,6 +90,10 @@
   // Drawing the activations: the canvases are made once and redrawn in place on later strokes (making
   // ~60 canvases and laying them out on every update was most of the ~120 ms per update)
   function render(r) {
+    performance.mark("draw-render-start");
+    try { renderNow(r); } finally { performance.measure("draw-render", "draw-render-start"); }
+  }
+  function renderNow(r) {
     $("#prepared").src = r.prepared;
     $("#pred").textContent = r.blank ? "–" : r.label;
     $("#pred-conf").textContent = r.blank ? "the drawing is empty" : `${pct(r.probabilities[r.predicted])} confident`;

@@ -149,15 +149,45 @@
     $("#layers").replaceChildren(...cols);
   }
 
-  // the maps a clicked neuron came from: every input channel of a conv, the same channel of a pooling layer
+  // the maps a clicked neuron came from (every input channel of a conv, the same channel of a pooling
+  // layer), outlined and joined to it by edges, as in CNN Explainer's overview
+  let edges = null;  // {target, sources}: redrawn when the overview's layout changes
   function markSources(layerName, inputLayer, channels) {
     document.querySelectorAll("#layers canvas.source").forEach((c) => c.classList.remove("source"));
     document.querySelectorAll("#layers .layer.source-layer").forEach((c) => c.classList.remove("source-layer"));
     const col = document.querySelector(`#layers .layer[data-layer="${inputLayer}"]`);
-    if (!col) return;
-    col.classList.add("source-layer");
-    for (const c of channels) { const cv = col.querySelector(`canvas[data-channel="${c}"]`); if (cv) cv.classList.add("source"); }
+    const target = document.querySelector("#layers canvas.selected");
+    edges = null;
+    if (col) {
+      col.classList.add("source-layer");
+      const sources = channels.map((c) => col.querySelector(`canvas[data-channel="${c}"]`)).filter(Boolean);
+      sources.forEach((cv) => cv.classList.add("source"));
+      if (target && sources.length) edges = { target, sources };
+    }
+    drawEdges();
   }
+  function drawEdges() {
+    const box = $("#layers");
+    let svg = box.querySelector("svg.edges");
+    if (!svg) {
+      svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+      svg.setAttribute("class", "edges");
+      box.append(svg);
+    }
+    svg.replaceChildren();
+    if (!edges || !edges.target.isConnected) return;
+    const b = box.getBoundingClientRect(), t = edges.target.getBoundingClientRect();
+    svg.setAttribute("width", b.width); svg.setAttribute("height", b.height);
+    const tx = t.left - b.left, ty = t.top - b.top + t.height / 2;
+    for (const cv of edges.sources) {
+      const r = cv.getBoundingClientRect(), sx = r.right - b.left, sy = r.top - b.top + r.height / 2;
+      const line = document.createElementNS("http://www.w3.org/2000/svg", "path");
+      const mx = (sx + tx) / 2;  // a smooth S-curve from the source's right edge to the target's left edge
+      line.setAttribute("d", `M${sx},${sy} C${mx},${sy} ${mx},${ty} ${tx},${ty}`);
+      svg.append(line);
+    }
+  }
+  new ResizeObserver(() => drawEdges()).observe($("#layers"));
 
   function select(layer, channel, keepPixel) {
     stopAnim();

@@ -27,7 +27,7 @@
     show(r);
   }
 
-  const num = (v, good) => el("span", { class: good ? "num-good" : "num-bad", text: v === null ? "–" : (100 * v).toFixed(1) + "%" });
+  const num = (v, good, none) => el("span", { class: good ? "num-good" : "num-bad", text: v === null ? none || "–" : (100 * v).toFixed(1) + "%" });
 
   function show(r) {
     $("#orig").src = r.input.original; $("#moved").src = r.input.shifted;
@@ -41,7 +41,8 @@
       el("tr", {}, ["layer", "total stride S", "map shift (dy/S, dx/S)", "moved-along error", "in-place change"].map((h) => el("th", { text: h }))),
       ...r.layers.map((l) => el("tr", { dataset: { layer: l.name } }, el("td", { text: `${l.name} (${l.type})` }), el("td", { class: "n", text: l.stride.join("×") }),
         el("td", { class: "n", text: l.map_shift.map((v) => +v.toFixed(2)).join(", ") + (l.exact ? "" : " (rounded)") }),
-        el("td", { class: "n moved" }, num(l.moved_error, l.moved_error < 0.05)), el("td", { class: "n inplace" }, num(l.in_place_change, l.in_place_change < 0.3)))));
+        el("td", { class: "n moved", title: `compared on ${l.compared[0]}×${l.compared[1]} cells whose receptive field stays inside the image` },
+          num(l.moved_error, l.moved_error !== null && l.moved_error < 0.05, "– (every cell sees the border)")), el("td", { class: "n inplace" }, num(l.in_place_change, l.in_place_change < 0.3)))));
     $("#shift-rows").replaceChildren(...r.layers.map((l) => {
       const cmap = l.kind === "conv" ? "diverging" : "viridis";
       const a = layerCanvases(l.original, { size: 48, cmap }), b = layerCanvases(l.shifted, { size: 48, cmap });
