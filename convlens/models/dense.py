@@ -168,7 +168,7 @@ def decode_centernet(output, num_classes: int, stride: int, k: int = 20, score_t
         cls, rest = np.divmod(idx, h * w)
         ys, xs = np.divmod(rest, w)
         scores = flat[i, idx]
-        bw, bh = out[i, c, ys, xs], out[i, c + 1, ys, xs]
+        bw, bh = np.maximum(out[i, c, ys, xs], 0), np.maximum(out[i, c + 1, ys, xs], 0)  # a size is >= 0
         cx, cy = xs + out[i, c + 2, ys, xs], ys + out[i, c + 3, ys, xs]
         boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1) * stride
         if image_size is not None:

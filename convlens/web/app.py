@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from convlens.web import api, api_train
+from convlens.web import dense as dense_api
 from convlens.web.images import HTTPError, Limits
 from convlens.web.jobs import JobManager
 from convlens.web.state import DataRegistry, ModelHandle, default_checkpoint
@@ -40,7 +41,8 @@ STATIC = Path(__file__).parent / "static"
 # into the one shared layout.html (head, navigation) when first served
 PAGES = {"/": ("index", "Home", None), "/train": ("train", "Train", "train.js"),
          "/explain": ("explain", "Explain", "explain.js"), "/draw": ("draw", "Draw", "draw.js"),
-         "/playground": ("playground", "Convolution playground", "playground.js")}
+         "/playground": ("playground", "Convolution playground", "playground.js"),
+         "/detect": ("dense", "Detect & Segment", "dense.js")}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -171,7 +173,8 @@ async def _unexpected(request: Request, exc: Exception):
 
 
 def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_upload_bytes: int = 5 * 1024 * 1024,
-               max_image_side: int = 4096, allowed_hosts=None, snapshot_interval: float = 0.75) -> Starlette:
+               max_image_side: int = 4096, allowed_hosts=None, snapshot_interval: float = 0.75,
+               dense=None) -> Starlette:
     """The web app.
 
     Args:
@@ -184,6 +187,8 @@ def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_
         max_upload_bytes / max_image_side: upload limits (413 beyond them).
         allowed_hosts: Host header names served (default 127.0.0.1, localhost, ::1); ``["*"]`` allows any.
         snapshot_interval: seconds between the training job's layer snapshots.
+        dense: segmentation / detection checkpoints for the Detect & Segment page (a list of run
+            directories or files, or a dict name → checkpoint).
     """
     web = WebState(checkpoint, data, runs_dir, Limits(int(max_upload_bytes), int(max_image_side)), snapshot_interval)
 
@@ -194,11 +199,12 @@ def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_
         web.jobs.shutdown()
 
     routes = [Route(path, _page(*page), methods=["GET"]) for path, page in PAGES.items()]
-    routes += api.routes + api_train.routes
+    routes += api.routes + api_train.routes + dense_api.routes
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     hosts = list(LOCAL_HOSTS) if allowed_hosts is None else list(allowed_hosts)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Guard, allowed_hosts=hosts)],
                     exception_handlers={HTTPError: _http_error, HTTPException: _starlette_error,
                                         Exception: _unexpected})
+    web.dense = dense_api.DenseModels(dense)
     app.state.web = web
     return app
