@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "NAME is one of those")
     p.add_argument("--runs-dir", default=str(Path("runs") / "web"), metavar="DIR",
                    help="where 'save checkpoint' writes (default ./runs/web)")
+    p.add_argument("--dense", action="append", default=[], metavar="RUN_DIR",
+                   help="a segmentation or detection checkpoint for the Detect & Segment page (repeatable)")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -71,7 +73,8 @@ def run_raw(argv: list[str]) -> int:
     data = parse_data(args.data)
     wildcard = args.host in ("0.0.0.0", "::", "")
     hosts = ["*"] if wildcard else ["127.0.0.1", "localhost", "::1", args.host]
-    app = create_app(checkpoint=args.checkpoint, data=data, runs_dir=args.runs_dir, allowed_hosts=hosts)
+    app = create_app(checkpoint=args.checkpoint, data=data, runs_dir=args.runs_dir, allowed_hosts=hosts,
+                     dense=args.dense or None)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     shown = "127.0.0.1" if wildcard else args.host
