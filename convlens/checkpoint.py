@@ -147,7 +147,8 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     token = secrets.token_hex(16)
     tmp_st = folder / f".{stem.name}.{token}.safetensors.tmp"
     tmp_js = folder / f".{stem.name}.{token}.json.tmp"
-    tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    # np.ascontiguousarray makes 0-d arrays 1-d: keep the shape (batch norm's num_batches_tracked is 0-d)
+    tensors = {k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in arrays.items()}
     try:
         save_file(tensors, str(tmp_st), metadata={"format": FORMAT, "token": token})
         _fsync(tmp_st)
