@@ -142,3 +142,32 @@ def test_whitening_travels_in_the_state_dict():
     np.testing.assert_array_equal(b.whiten.weight._data, a.whiten.weight._data)
     np.testing.assert_array_equal(b.whiten.eigenvectors._data, a.whiten.eigenvectors._data)
     assert not np.array_equal(a.whiten.weight._data, airbench((4, 4, 4)).whiten.weight._data)
+
+
+@pytest.mark.parametrize("name", ["airbench94", "airbench93"])
+def test_spec_files_build_the_zoo_nets(name):
+    from pathlib import Path
+
+    from convlens.models import from_spec, load_spec, to_spec
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "specs" / f"{name}.json"
+    zoo = get_model(name)
+    built = from_spec(path)
+    assert [(n, type(m).__name__) for n, m in built.named_children()] == \
+        [(n, type(m).__name__) for n, m in zoo.named_children()]
+    assert {n: p.shape for n, p in built.named_parameters()} == {n: p.shape for n, p in zoo.named_parameters()}
+    assert [n for n, p in built.named_parameters() if not p.requires_grad] == \
+        [n for n, p in zoo.named_parameters() if not p.requires_grad]
+    spec = load_spec(path)
+    assert to_spec(zoo, (3, 32, 32))["layers"] == spec["layers"]
+
+
+def test_spec_whiten_and_scale_errors():
+    from convlens.models import SpecError, from_spec
+
+    with pytest.raises(SpecError, match="spec layer 1 \\(whiten\\): the 5×5 patches are larger than the 4×4 input"):
+        from_spec({"input_shape": [3, 4, 4], "layers": [{"type": "whiten", "size": 5}]})
+    with pytest.raises(SpecError, match="spec layer 2 \\(scale\\): missing required key 'factor'"):
+        from_spec({"input_shape": [3, 8, 8], "layers": [{"type": "whiten"}, {"type": "scale"}]})
+    with pytest.raises(SpecError, match="'learn_scale' must be true or false"):
+        from_spec({"input_shape": [3, 8, 8], "layers": [{"type": "batchnorm", "learn_scale": 1}]})

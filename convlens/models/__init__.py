@@ -26,3 +26,8 @@ __all__ = [
     "default_input_shape", "default_recipe", "from_spec", "to_spec", "load_spec", "save_spec", "plan_spec",
     "SpecError", "LAYER_TYPES",
 ]
+
+# airbench-style fast-training nets (docs/recipes.md)
+from convlens.models.airbench import PatchWhitening, airbench, airbench93, airbench94  # noqa: E402
+
+__all__ += ["airbench", "airbench94", "airbench93", "PatchWhitening"]
