@@ -168,6 +168,7 @@ def test_zoo_config_rebuilds():
 def test_registry_names():
     assert models.list_models()[:5] == ["lenet5", "convnetjs-cifar10", "tiny-vgg", "mlp", "cifar-bn"]
     assert {"resnet20", "unet-small", "centernet-small"} <= set(models.list_models())
+    assert {"airbench94", "airbench93", "airbench-fmnist"} <= set(models.list_models())
     for alias in ("convnetjs_cifar10", "Tiny_VGG", " cifar-bn "):
         assert isinstance(models.get_model(alias), convlens.nn.Sequential)
     assert models.default_input_shape("tiny_vgg") == (3, 64, 64)
@@ -205,16 +206,23 @@ def test_default_recipes():
             "augment", "normalize", "label_smoothing", "val_split"}
     for name in models.list_models():
         r = models.default_recipe(name)
-        assert set(r) == keys
+        fast = {"nesterov", "decoupled_weight_decay", "bias_lr_scale", "warmup", "lr_start", "lr_end", "lookahead",
+                "whiten_bias_epochs", "tta"}  # the airbench entries' extra Recipe fields
+        assert set(r) == keys or (name.startswith("airbench") and set(r) == keys | fast)
         assert r["dataset"] in ("mnist-mini", "mnist", "fashion-mnist", "cifar10", "mnist-scenes-mini", "mnist-scenes")
         assert r["optimizer"] in ("sgd", "adadelta", "adam", "adamw", "adagrad", "rmsprop")
-        assert r["schedule"] in ("none", "step", "cosine", "onecycle")
+        assert r["schedule"] in ("none", "step", "cosine", "onecycle", "linear")
         assert isinstance(r["batch_size"], int) and isinstance(r["epochs"], int) and isinstance(r["normalize"], bool)
         for key in ("lr", "momentum", "weight_decay", "label_smoothing", "val_split"):
             assert isinstance(r[key], float) and r[key] >= 0
         assert r["val_split"] < 1
-        assert set(filter(None, r["augment"].split(","))) <= {"flip", "shift"}
-        if r["augment"]:
+        if name.startswith("airbench"):  # recipe-level augmentations (convlens.train.parts)
+            from convlens.train import Recipe
+
+            assert r["augment"] == "altflip,translate:2" and len(Recipe.for_model(name).augmentation()) == 1
+        else:
+            assert set(filter(None, r["augment"].split(","))) <= {"flip", "shift"}
+        if r["augment"] and not name.startswith("airbench"):
             transforms.from_spec(r["augment"])
         # a model's recipe data fits its default input shape's channel count
         channels = 1 if "mnist" in r["dataset"] else 3

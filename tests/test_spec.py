@@ -197,9 +197,9 @@ def _conv(**kw):
 ERRORS = [  # layers (input shape (3, 8, 8)), exact message
     ([5], "spec layer 1: expected a table with a 'type' key, got 5"),
     ([{"filters": 2}], "spec layer 1: no 'type' (expected one of: conv, pool, fc, dropout, batchnorm, flatten, "
-                       "global_pool, relu, tanh, sigmoid, gelu, leaky_relu, softmax, identity)"),
+                       "global_pool, relu, tanh, sigmoid, gelu, leaky_relu, softmax, identity, whiten, scale)"),
     ([{"type": "convolution"}], "spec layer 1: unknown type 'convolution' (expected one of: conv, pool, fc, "
-                                "dropout, batchnorm, flatten, global_pool, relu, tanh, sigmoid, gelu, leaky_relu, softmax, identity)"),
+                                "dropout, batchnorm, flatten, global_pool, relu, tanh, sigmoid, gelu, leaky_relu, softmax, identity, whiten, scale)"),
     ([{"type": "relu"}, {"type": "conv", "filter": 4, "size": 3}],
      "spec layer 2 (conv): unknown key 'filter' (expected one of: filters, size, stride, pad, padding_mode, "
      "dilation, groups, bias, activation, name)"),

@@ -13,6 +13,8 @@ from convlens.cli import CLIError
 _RECIPE_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "rho", "eps", "weight_decay",
                  "schedule", "augment", "seed", "val_split", "limit", "label_smoothing", "early_stopping", "normalize",
                  "size")
+_RECIPE_FLAGS += ("nesterov", "decoupled_weight_decay", "bias_lr_scale", "warmup", "lr_start", "lr_end", "lookahead",
+                  "whiten_bias_epochs", "tta")  # fast-training options (docs/recipes.md)
 
 
 def register(sub, parent) -> None:
@@ -57,6 +59,18 @@ def register(sub, parent) -> None:
                    help="stop after N epochs without a better validation accuracy")
     p.add_argument("--limit", type=int, metavar="N", help="use only N images of the training set (a random, "
                    "seeded subset, taken before the validation split)")
+    # fast-training options (airbench's recipe, docs/recipes.md); the zoo's airbench entries set them all
+    p.add_argument("--nesterov", action="store_const", const=True, default=None, help="Nesterov momentum (sgd)")
+    p.add_argument("--decoupled-weight-decay", action="store_const", const=True, default=None,
+                   help="--weight-decay is the shrink per step at the base lr, whatever each group's lr")
+    p.add_argument("--bias-lr-scale", type=float, metavar="X", help="lr multiplier for normalisation biases")
+    p.add_argument("--warmup", type=float, metavar="X", help="schedule linear: warm-up fraction of the steps")
+    p.add_argument("--lr-start", type=float, metavar="X", help="schedule linear: lr factor at the first step")
+    p.add_argument("--lr-end", type=float, metavar="X", help="schedule linear: lr factor at the last step")
+    p.add_argument("--lookahead", type=int, metavar="K", help="Lookahead every K steps (airbench's α schedule; 0: off)")
+    p.add_argument("--whiten-bias-epochs", type=int, metavar="N", help="train the whitening bias for N epochs only")
+    p.add_argument("--tta", type=int, nargs="?", const=2, choices=(0, 1, 2), metavar="LEVEL",
+                   help="test-time augmentation: 1 flips, 2 (the default of a bare --tta) flips and 1-pixel shifts")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default ./runs/<model>-<dataset>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last completed state")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
@@ -130,7 +144,7 @@ def _run(args) -> int:
         if args.out and Path(args.out).resolve() != run_dir.resolve():
             raise CLIError("--out and --resume name different folders; a resumed run stays in its folder")
         for key, value in given.items():
-            if key not in ("epochs", "dataset") and value != getattr(recipe, key):
+            if key not in ("epochs", "dataset", "tta") and value != getattr(recipe, key):
                 raise CLIError(f"--{key.replace('_', '-')} cannot change when resuming (the run used "
                                f"{getattr(recipe, key)!r}); only --epochs can")
         if args.model is not None and args.model != recipe.model:
@@ -150,7 +164,8 @@ def _run(args) -> int:
         # the data by the path recorded when the run started (resolved, so the working folder does not
         # matter); --dataset / --data-dir may point at moved data, which the fingerprint check verifies
         recipe = recipe.replace(epochs=given.get("epochs", recipe.epochs), schedule_start=schedule_start,
-                                dataset=_resolved(given.get("dataset", meta.get("dataset_path") or recipe.dataset)))
+                                dataset=_resolved(given.get("dataset", meta.get("dataset_path") or recipe.dataset)),
+                                tta=given.get("tta", recipe.tta))
         data_dir = _resolved(args.data_dir or meta.get("data_dir"))
     else:
         try:
@@ -221,6 +236,13 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
     else:
         model, desc = build_model(name, shape, len(classes))
     check_model_fits(model, shape, len(classes), _slug(name), recipe.dataset)
+    if meta is None:  # a patch-whitening layer is fitted to the training set once; checkpoints carry it
+        from convlens.models.airbench import PatchWhitening, prepare_model
+        from convlens.train.parts import whitening_images
+
+        if any(isinstance(m, PatchWhitening) for m in model.modules()):
+            prepare_model(model, whitening_images(train_ds, eval_tf))
+    train_ds = recipe.training_set(train_ds)  # altflip
 
     augment = T.Compose(recipe.augmentation() + normalize)
     if world == 1:
@@ -238,7 +260,7 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         if rank:
             convlens.manual_seed(own)  # the model is built; DistributedDataParallel copies rank 0's weights
     val_loader = data.DataLoader(val_ds, 256, transform=eval_tf) if val_ds is not None else None
-    optimizer = recipe.make_optimizer(model.parameters())
+    optimizer = recipe.make_optimizer(model)
     scheduler, interval = recipe.make_scheduler(optimizer, len(train_loader))
     loss_fn = None
     if recipe.label_smoothing:
@@ -278,7 +300,10 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         best = run_dir / "best.safetensors"
         if best.is_file():
             load_checkpoint(best, model=model)
-        test_report = evaluate(model, data.DataLoader(test, 256, transform=eval_tf), progress=True, desc="testing")
+        from convlens.train.parts import TTA
+
+        tested = TTA(model, recipe.tta) if recipe.tta else model
+        test_report = evaluate(tested, data.DataLoader(test, 256, transform=eval_tf), progress=True, desc="testing")
     report = {
         "run_dir": str(run_dir), "checkpoint": str(result.checkpoint) if result.checkpoint else None,
         "epochs": result.epochs_completed, "status": result.status, "best_epoch": result.best_epoch,

@@ -30,3 +30,8 @@ __all__ = [
     "SpecError", "LAYER_TYPES",
 ]
 __all__ += ["resnet20", "GraphModule", "from_graph_spec", "is_graph_spec"]
+
+# airbench-style fast-training nets (docs/recipes.md)
+from convlens.models.airbench import PatchWhitening, airbench, airbench93, airbench94  # noqa: E402
+
+__all__ += ["airbench", "airbench94", "airbench93", "PatchWhitening"]

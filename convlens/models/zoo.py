@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from convlens.models.airbench import airbench, airbench93, airbench94
 from convlens.models.spec import from_spec
 
 __all__ = ["lenet5", "convnetjs_cifar10", "tiny_vgg", "mlp", "cifar_bn", "get_model", "list_models",
@@ -152,8 +153,8 @@ def _image_kwargs(shape: tuple) -> dict:
 
 
 def _recipe(dataset, optimizer, lr, *, momentum=0.0, weight_decay=0.0, schedule="none", batch_size=64,
-            epochs=10, augment="", normalize=True, label_smoothing=0.0, val_split=0.1) -> dict:
-    return {"dataset": dataset, "optimizer": optimizer, "lr": lr, "momentum": momentum,
+            epochs=10, augment="", normalize=True, label_smoothing=0.0, val_split=0.1, **fast) -> dict:
+    return {**fast, "dataset": dataset, "optimizer": optimizer, "lr": lr, "momentum": momentum,
             "weight_decay": weight_decay, "schedule": schedule, "batch_size": batch_size, "epochs": epochs,
             "augment": augment, "normalize": normalize, "label_smoothing": label_smoothing, "val_split": val_split}
 
@@ -206,6 +207,34 @@ _MODELS["unet-small"] = (_dense.unet_small, (1, 64, 64), _dense_kwargs,
 _MODELS["centernet-small"] = (_dense.centernet_small, (1, 64, 64), _dense_kwargs,
                               _recipe("mnist-scenes-mini", "adam", 3e-3, schedule="onecycle", batch_size=32,
                                       epochs=6, normalize=False, val_split=0.1))
+
+
+# ---- airbench-style nets (convlens/models/airbench.py; docs/recipes.md) ----------------------------------
+def airbench_fmnist(in_channels: int = 1, num_classes: int = 10, input_size=28):
+    """An airbench-style net for 28×28 Fashion-MNIST: whitening + 3 batch-norm blocks of 32, 64, 64."""
+    return airbench((32, 64, 64), in_channels, num_classes, input_size)
+
+
+# airbench94's published hyper-parameters, converted to a mean (not summed) batch loss: lr 11.5 per 1024
+# images with its "kilostep" scale 1024·(1 + 1/(1 − 0.85)) → torch SGD lr 1.5 at batch 1024; weight decay
+# 0.0153·1024/7850.7 = 2.0e-3 shrink per step (decoupled: each group gets 2.0e-3 / its lr); batch-norm biases
+# at 64× the lr; warm-up from 0.2× over 23 % of the steps, then down to 0.07×; label smoothing 0.2; Lookahead
+# every 5 steps; the whitening bias trained for 3 epochs; alternating flips and ±2-pixel reflect shifts;
+# TTA level 2. 10 epochs (airbench94 stops at 9.9). All 50,000 training images train (no validation split).
+_AIRBENCH = dict(momentum=0.85, nesterov=True, weight_decay=0.0153 * 1024 / (1024 * (1 + 1 / 0.15)),
+                 decoupled_weight_decay=True, bias_lr_scale=64.0, schedule="linear", warmup=0.23, lr_start=0.2,
+                 lr_end=0.07, label_smoothing=0.2, lookahead=5, whiten_bias_epochs=3, tta=2,
+                 augment="altflip,translate:2", val_split=0.0)
+_MODELS.update({
+    "airbench94": (airbench94, (3, 32, 32), _image_kwargs,
+                   _recipe("cifar10", "sgd", 1.5, batch_size=1024, epochs=10, **_AIRBENCH)),
+    "airbench93": (airbench93, (3, 32, 32), _image_kwargs,
+                   _recipe("cifar10", "sgd", 1.5, batch_size=1024, epochs=10, **_AIRBENCH)),
+    # the same recipe at batch 256 (more steps for a small data set), 10 epochs
+    "airbench-fmnist": (airbench_fmnist, (1, 28, 28), _image_kwargs,
+                        _recipe("fashion-mnist", "sgd", 1.5 / 4, batch_size=256, epochs=10,
+                                **{**_AIRBENCH, "weight_decay": _AIRBENCH["weight_decay"] / 4})),
+})
 
 
 def _entry(name: str, where: str):
