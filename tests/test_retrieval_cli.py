@@ -31,6 +31,8 @@ def test_index_writes_faiss_and_json(index_dir, capsys):
     assert (index_dir / "index.faiss").stat().st_size > 800 * 84 * 4
     assert meta["count"] == 800 and meta["dim"] == 84 and meta["layer"] == "fc2:input"
     assert meta["dataset"] == "mnist-mini" and meta["split"] == "train" and meta["config"]["kind"] == "flat"
+    ids = meta["ids"]  # --limit takes a seeded random subset; ids are indices into the full training set
+    assert ids == sorted(ids) and len(set(ids)) == 800 and ids[-1] > 5000
     code, out, _ = _run(capsys, "index", "lenet5-mnist-mini", "--list-layers")
     assert code == 0 and out.split() == ["input", "conv1", "conv1_relu", "pool1", "conv2", "conv2_relu", "pool2",
                                          "conv3", "conv3_relu", "flatten", "fc1", "fc1_relu", "fc2:input", "fc2"]
