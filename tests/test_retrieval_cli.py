@@ -80,6 +80,15 @@ def test_search_eval_reports_map_and_precision(index_dir, capsys):
     assert code == 0 and out.startswith("mAP ")
 
 
+def test_approximate_index_eval_reports_recall(tmp_path, capsys):
+    out = tmp_path / "ivf"
+    code, _, _ = _run(capsys, "index", "lenet5-mnist-mini", "--limit", 500, "--kind", "ivf", "--nprobe", 4, "--out", out)
+    assert code == 0 and json.loads((out / "index.json").read_text())["config"]["nprobe"] == 4
+    _, text, _ = _run(capsys, "search", out, "--eval", "--limit", 60, "--json")
+    r = json.loads(text)
+    assert r["kind"] == "ivf" and 0.5 <= r["recall@10"] <= 1.0 and r["queries"] == 60
+
+
 def test_trained_features_beat_raw_pixels(index_dir, tmp_path, capsys):
     out = tmp_path / "pixels"
     code, printed, _ = _run(capsys, "index", "lenet5-mnist-mini", "--limit", 800, "--layer", "input", "--out", out)
