@@ -157,7 +157,8 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     token = secrets.token_hex(16)
     tmp_st = folder / f".{stem.name}.{os.getpid()}-{token}.safetensors.tmp"
     tmp_js = folder / f".{stem.name}.{os.getpid()}-{token}.json.tmp"
-    tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    # np.ascontiguousarray makes a 0-d array 1-d (NumPy 2), which broke num_batches_tracked on load
+    tensors = {k: np.ascontiguousarray(v) if np.ndim(v) else np.array(v) for k, v in arrays.items()}
     committed = False  # True once the safetensors file is renamed: tmp_js then completes the save
     try:
         save_file(tensors, str(tmp_st), metadata={"format": FORMAT, "token": token})

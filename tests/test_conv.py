@@ -23,7 +23,7 @@ def _t(a, grad=True):
 def algorithm(request, monkeypatch):
     """Run a test once with im2col + GEMM only and once with the direct loops wherever they can run
     (stride 1, groups 1; the normal thresholds would pick by channel count and shape)."""
-    from convlens.nn.functional import direct
+    from convlens.kernels import direct
 
     if request.param == "im2col":
         monkeypatch.setattr(direct, "MAX_CHANNELS", 0)
@@ -239,7 +239,7 @@ def test_conv_float32_matches_torch(algorithm):
 
 
 def test_direct_path_is_taken_for_few_channels():
-    from convlens.nn.functional import direct
+    from convlens.kernels import direct
 
     x = cl.randn(2, 3, 12, 12, requires_grad=True)
     w = cl.randn(5, 3, 5, 5, requires_grad=True)
@@ -290,7 +290,7 @@ DIRECT_SHAPES = [
 @pytest.mark.parametrize("mode", ["zeros", "replicate", "reflect", "circular"])
 def test_direct_tiles_match_torch_float64(shape, k, kernel, padding, dilation, mode, monkeypatch):
     torch = pytest.importorskip("torch")
-    from convlens.nn.functional import direct
+    from convlens.kernels import direct
     from convlens.nn.functional.conv import conv
 
     monkeypatch.setattr(direct, "MIN_USEFUL", 0.0)
@@ -312,7 +312,7 @@ def test_direct_tiles_match_torch_float64(shape, k, kernel, padding, dilation, m
 
 
 def test_direct_tile_shapes_pad_the_least():
-    from convlens.nn.functional import direct
+    from convlens.kernels import direct
 
     assert direct.tile_channels(20) in (4, 5) and direct.tile_channels(6) == 6 and direct.tile_channels(16) == 4
     assert direct.grad_tile(20, 25) == (3, 3) and direct.grad_tile(6, 25) == (1, 9)  # (kv, m): 24 channels, 8
@@ -412,7 +412,7 @@ def test_sequential_fuses_conv_relu_with_identical_results():
 
 @pytest.mark.parametrize("size", [(6, 6), (7, 5)])  # even and odd output sizes
 def test_winograd_path_gradcheck(size):
-    from convlens.nn.functional import winograd
+    from convlens.kernels import winograd
 
     c = winograd.MIN_CHANNELS
     assert winograd.applies((3, 3), (1, 1), (1, 1), 1, c, c)

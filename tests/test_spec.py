@@ -197,9 +197,9 @@ def _conv(**kw):
 ERRORS = [  # layers (input shape (3, 8, 8)), exact message
     ([5], "spec layer 1: expected a table with a 'type' key, got 5"),
     ([{"filters": 2}], "spec layer 1: no 'type' (expected one of: conv, pool, fc, dropout, batchnorm, flatten, "
-                       "global_pool, relu, tanh, sigmoid, leaky_relu, softmax, identity)"),
+                       "global_pool, relu, tanh, sigmoid, gelu, leaky_relu, softmax, identity, whiten, scale)"),
     ([{"type": "convolution"}], "spec layer 1: unknown type 'convolution' (expected one of: conv, pool, fc, "
-                                "dropout, batchnorm, flatten, global_pool, relu, tanh, sigmoid, leaky_relu, softmax, identity)"),
+                                "dropout, batchnorm, flatten, global_pool, relu, tanh, sigmoid, gelu, leaky_relu, softmax, identity, whiten, scale)"),
     ([{"type": "relu"}, {"type": "conv", "filter": 4, "size": 3}],
      "spec layer 2 (conv): unknown key 'filter' (expected one of: filters, size, stride, pad, padding_mode, "
      "dilation, groups, bias, activation, name)"),
@@ -218,8 +218,8 @@ ERRORS = [  # layers (input shape (3, 8, 8)), exact message
                           "integers (one per spatial axis), got 0"),
     ([_conv(padding_mode="mirror")], "spec layer 1 (conv): 'padding_mode' must be one of 'zeros', 'reflect', "
                                      "'replicate', 'circular', got 'mirror'"),
-    ([_conv(activation="gelu")], "spec layer 1 (conv): 'activation' must be one of 'relu', 'tanh', 'sigmoid', "
-                                 "'leaky_relu', 'none', got 'gelu'"),
+    ([_conv(activation="swish")], "spec layer 1 (conv): 'activation' must be one of 'relu', 'tanh', 'sigmoid', "
+                                 "'leaky_relu', 'gelu', 'none', got 'swish'"),
     ([_conv(bias="yes")], "spec layer 1 (conv): 'bias' must be true or false, got 'yes'"),
     ([_conv(groups=2)], "spec layer 1 (conv): 'groups' = 2 must divide both the 3 input channels and the 4 filters"),
     ([_conv(size=9)], "spec layer 1 (conv): the 9×9 kernel is larger than the 8×8 input (input shape (3, 8, 8))"),

@@ -58,7 +58,7 @@ def _x(*shape, seed=0, scale=1.0):
 
 
 ACTIVATIONS = [
-    ("ELU", {}), ("ELU", {"alpha": 0.4}), ("SELU", {}), ("CELU", {"alpha": 2.0}), ("SiLU", {}), ("Mish", {}),
+    ("ELU", {}), ("ELU", {"alpha": 0.4}), ("SELU", {}), ("CELU", {"alpha": 2.0}), ("SiLU", {}), ("GELU", {}), ("GELU", {"approximate": "tanh"}), ("Mish", {}),
     ("Hardswish", {}), ("Hardsigmoid", {}), ("Hardtanh", {}), ("Hardtanh", {"min_val": -0.5, "max_val": 2.0}),
     ("ReLU6", {}), ("Softplus", {}), ("Softplus", {"beta": 2.0, "threshold": 1.0}), ("Softsign", {}),
     ("LogSigmoid", {}), ("PReLU", {}), ("PReLU", {"num_parameters": 3, "init": 0.1}),
@@ -72,7 +72,7 @@ def test_activation_layers_match_torch(name, kwargs, shape):
     twin(getattr(nn, name)(**kwargs), getattr(tnn, name)(**kwargs), a)
 
 
-@pytest.mark.parametrize("fn", ["elu", "selu", "celu", "silu", "mish", "hardswish", "hardsigmoid", "hardtanh",
+@pytest.mark.parametrize("fn", ["elu", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid", "hardtanh",
                                 "relu6", "softplus", "softsign", "logsigmoid"])
 def test_activation_functions_gradcheck(fn):
     a = _x(3, 4, seed=3, scale=2.5)
@@ -517,3 +517,22 @@ def test_init_functions_follow_torch_formulas():
     x(cl.ones(1, 2, 5, 5)).sum().backward()  # init inside a graph-free context: no graph is recorded
     nn.init.zeros_(x.weight)
     assert x.weight.abs().sum().item() == 0 and x.weight.grad is not None
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_matches_torch_in_both_dtypes_far_into_the_tails(approximate, dtype):
+    torch = pytest.importorskip("torch")
+    a = np.concatenate([np.linspace(-12, 12, 97), _x(40, scale=3.0).ravel()]).astype(dtype)
+    ours = cl.tensor(a, requires_grad=True)
+    theirs = torch.tensor(a, requires_grad=True)
+    out, ref = F.gelu(ours, approximate=approximate), torch.nn.functional.gelu(theirs, approximate=approximate)
+    assert out.dtype == ours.dtype
+    g = _x(a.size, seed=4).astype(dtype)
+    out.backward(cl.tensor(g))
+    ref.backward(torch.tensor(g))
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=tol * 10, atol=tol * 10)
+    with pytest.raises(ValueError, match="approximate"):
+        nn.GELU(approximate="fast")

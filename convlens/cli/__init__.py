@@ -23,6 +23,8 @@ __all__ = ["main", "build_parser", "COMMANDS", "CLIError"]
 
 # The command modules, in the order `convlens --help` lists them.
 COMMANDS = ["train", "eval", "predict", "summary", "filter", "inspect", "plot", "data", "bench", "serve"]
+COMMANDS += ["index", "search"]  # retrieval by CNN features (convlens.retrieval)
+COMMANDS += ["export", "convert"]  # issue 17: ONNX and PyTorch weights
 
 
 class CLIError(Exception):

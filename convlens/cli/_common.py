@@ -10,7 +10,8 @@ import numpy as np
 
 from convlens.cli import CLIError
 
-NAMED_DATASETS = ("mnist", "fashion-mnist", "cifar10", "mnist-mini")
+NAMED_DATASETS = ("mnist", "fashion-mnist", "cifar10", "mnist-mini", "mnist-scenes", "fashion-scenes",
+                  "mnist-scenes-mini")
 _ALIASES = {"fashionmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "cifar-10": "cifar10",
             "mnist_mini": "mnist-mini"}
 DIGITS = [str(i) for i in range(10)]
@@ -165,8 +166,15 @@ def check_model_fits(model, input_shape: tuple, num_classes: int, model_name: st
 
 
 def load_model(ckpt):
-    """``(model, info)`` from a run directory or checkpoint file (CheckpointError names the file)."""
+    """``(model, info)`` from a run directory or checkpoint file (CheckpointError names the file), or
+    from an .onnx file (imported by `convlens.onnx.load_with_info`)."""
     from convlens.checkpoint import load_checkpoint
+
+    if str(ckpt).lower().endswith(".onnx"):
+        from convlens.onnx import load_with_info
+
+        model, info = load_with_info(ckpt)
+        return model, dict(info, checkpoint=str(ckpt))
 
     return load_checkpoint(ckpt)
 

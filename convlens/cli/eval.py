@@ -29,6 +29,10 @@ def run(args) -> int:
     from convlens.train import evaluate
 
     model, info = load_model(args.checkpoint)
+    if getattr(model, "task", "classify") != "classify":  # segmentation / detection: the task's metrics
+        from convlens.cli._dense import eval_dense
+
+        return eval_dense(args, model, info)
     dataset = args.dataset or info.get("dataset_path") or info.get("dataset")
     if not dataset:
         raise CLIError(f"{info['checkpoint']}: does not record its data set; pass --dataset")

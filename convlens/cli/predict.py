@@ -19,6 +19,10 @@ def register(sub, parent) -> None:
                    help="digit: MNIST-style digit preparation; resize: convert and resize; auto: digit for "
                         "digit models (default)")
     p.add_argument("--json", action="store_true", help="print one JSON list on stdout")
+    p.add_argument("--out", metavar="PNG", help="segmentation / detection models: write the image with the mask "
+                   "overlay or the boxes (class and score) drawn on it")
+    p.add_argument("--score-threshold", type=float, default=0.3, metavar="X",
+                   help="detection models: the lowest score of a box shown (default 0.3)")
     p.set_defaults(func=run)
 
 
@@ -34,6 +38,12 @@ def run(args) -> int:
         raise CLIError(f"--top-k must be >= 1, got {args.top_k}")
     images = [open_image(p) for p in args.images]  # every file checked before the model loads
     model, info = load_model(args.checkpoint)
+    if getattr(model, "task", "classify") != "classify":  # boxes or masks, at the image's own size
+        from convlens.cli._dense import predict_dense
+
+        return predict_dense(args, model, info)
+    if getattr(args, "out", None):
+        raise CLIError(f"--out draws boxes or masks, but {info['checkpoint']} is a classifier")
     shape = tuple(info["input_shape"])
     classes = list(info.get("classes") or [])
     prepared = [prepare_image(im, shape, info, args.prepare) for im in images]

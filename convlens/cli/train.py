@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from convlens.cli import CLIError
 
 # flags that map one-to-one onto Recipe fields (flag default None = "use the recipe's value")
 _RECIPE_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "rho", "eps", "weight_decay",
                  "schedule", "augment", "seed", "val_split", "limit", "label_smoothing", "early_stopping", "normalize",
                  "size")
+_RECIPE_FLAGS += ("nesterov", "decoupled_weight_decay", "bias_lr_scale", "warmup", "lr_start", "lr_end", "lookahead",
+                  "whiten_bias_epochs", "tta")  # fast-training options (docs/recipes.md)
 
 
 def register(sub, parent) -> None:
@@ -55,9 +59,24 @@ def register(sub, parent) -> None:
                    help="stop after N epochs without a better validation accuracy")
     p.add_argument("--limit", type=int, metavar="N", help="use only N images of the training set (a random, "
                    "seeded subset, taken before the validation split)")
+    # fast-training options (airbench's recipe, docs/recipes.md); the zoo's airbench entries set them all
+    p.add_argument("--nesterov", action="store_const", const=True, default=None, help="Nesterov momentum (sgd)")
+    p.add_argument("--decoupled-weight-decay", action="store_const", const=True, default=None,
+                   help="--weight-decay is the shrink per step at the base lr, whatever each group's lr")
+    p.add_argument("--bias-lr-scale", type=float, metavar="X", help="lr multiplier for normalisation biases")
+    p.add_argument("--warmup", type=float, metavar="X", help="schedule linear: warm-up fraction of the steps")
+    p.add_argument("--lr-start", type=float, metavar="X", help="schedule linear: lr factor at the first step")
+    p.add_argument("--lr-end", type=float, metavar="X", help="schedule linear: lr factor at the last step")
+    p.add_argument("--lookahead", type=int, metavar="K", help="Lookahead every K steps (airbench's α schedule; 0: off)")
+    p.add_argument("--whiten-bias-epochs", type=int, metavar="N", help="train the whitening bias for N epochs only")
+    p.add_argument("--tta", type=int, nargs="?", const=2, choices=(0, 1, 2), metavar="LEVEL",
+                   help="test-time augmentation: 1 flips, 2 (the default of a bare --tta) flips and 1-pixel shifts")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default ./runs/<model>-<dataset>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last completed state")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    p.add_argument("--task", choices=("classify", "segment", "detect"),
+                   help="what the model learns (default: from the model; unet-small segments, centernet-small "
+                        "detects, on scene data sets such as mnist-scenes)")
     p.set_defaults(func=run)
 
 
@@ -93,6 +112,26 @@ def _resolved(dataset):
 
 
 def run(args) -> int:
+    """Under ``mpiexec -n N`` (convlens.distributed) every rank runs this; an error on any rank ends the
+    whole job with that rank's message (MPI_Abort) instead of leaving the others waiting."""
+    from convlens import distributed
+
+    if distributed.init().size == 1:
+        return _run(args)
+    try:
+        return _run(args)
+    except BaseException as e:  # noqa: B036 - every way out of one rank must take the job down
+        if isinstance(e, SystemExit) and not e.code:
+            raise
+        from convlens.cli import _one_line
+
+        distributed.abort(_one_line(e) if isinstance(e, CLIError) else f"{type(e).__name__}: {_one_line(e)}",
+                          code=130 if isinstance(e, KeyboardInterrupt) else 1)
+        raise
+
+
+def _run(args) -> int:
+    from convlens import distributed
     from convlens.checkpoint import read_checkpoint
     from convlens.train.recipe import Recipe
 
@@ -105,7 +144,7 @@ def run(args) -> int:
         if args.out and Path(args.out).resolve() != run_dir.resolve():
             raise CLIError("--out and --resume name different folders; a resumed run stays in its folder")
         for key, value in given.items():
-            if key not in ("epochs", "dataset") and value != getattr(recipe, key):
+            if key not in ("epochs", "dataset", "tta") and value != getattr(recipe, key):
                 raise CLIError(f"--{key.replace('_', '-')} cannot change when resuming (the run used "
                                f"{getattr(recipe, key)!r}); only --epochs can")
         if args.model is not None and args.model != recipe.model:
@@ -125,7 +164,8 @@ def run(args) -> int:
         # the data by the path recorded when the run started (resolved, so the working folder does not
         # matter); --dataset / --data-dir may point at moved data, which the fingerprint check verifies
         recipe = recipe.replace(epochs=given.get("epochs", recipe.epochs), schedule_start=schedule_start,
-                                dataset=_resolved(given.get("dataset", meta.get("dataset_path") or recipe.dataset)))
+                                dataset=_resolved(given.get("dataset", meta.get("dataset_path") or recipe.dataset)),
+                                tta=given.get("tta", recipe.tta))
         data_dir = _resolved(args.data_dir or meta.get("data_dir"))
     else:
         try:
@@ -136,15 +176,21 @@ def run(args) -> int:
         data_dir = _resolved(args.data_dir)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{_slug(recipe.model)}-{_slug(recipe.dataset)}-{stamp}"
+        run_dir = Path(distributed.broadcast_json(str(run_dir)))  # rank 0's time stamp on every rank
         if (run_dir / "last.json").exists():
             raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    from convlens.cli._dense import resolve_task, train_dense
+
+    task = resolve_task(recipe.model, getattr(args, "task", None) or (meta or {}).get("task"))
+    if task != "classify":  # segmentation / detection on scene data sets
+        return train_dense(args, recipe, run_dir, data_dir, task)
     return _train(args, recipe, run_dir, data_dir, meta)
 
 
 def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
 
     import convlens
-    from convlens import data
+    from convlens import data, distributed, parallel
     from convlens.checkpoint import build_model as rebuild
     from convlens.checkpoint import load_checkpoint
     from convlens.cli._common import (
@@ -156,8 +202,14 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         separate_test_set,
     )
     from convlens.data import transforms as T
-    from convlens.train import NonFiniteLossError, evaluate, fit
+    from convlens.distributed.training import evaluate
+    from convlens.train import NonFiniteLossError, fit
     from convlens.train.recipe import fingerprint, fingerprint_change
+
+    world, rank = distributed.world_size(), distributed.rank()
+    if rank != 0:  # only rank 0 reports
+        def eprint(*a) -> None:
+            return None
 
     started = time.perf_counter()
     full = load_dataset(recipe.dataset, data_dir, train=True, size=recipe.size, skip_bad=args.skip_bad)
@@ -184,11 +236,31 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
     else:
         model, desc = build_model(name, shape, len(classes))
     check_model_fits(model, shape, len(classes), _slug(name), recipe.dataset)
+    if meta is None:  # a patch-whitening layer is fitted to the training set once; checkpoints carry it
+        from convlens.models.airbench import PatchWhitening, prepare_model
+        from convlens.train.parts import whitening_images
 
-    train_loader = data.DataLoader(train_ds, recipe.batch_size, shuffle=True, seed=recipe.seed,
-                                   transform=T.Compose(recipe.augmentation() + normalize))
+        if any(isinstance(m, PatchWhitening) for m in model.modules()):
+            prepare_model(model, whitening_images(train_ds, eval_tf))
+    train_ds = recipe.training_set(train_ds)  # altflip
+
+    augment = T.Compose(recipe.augmentation() + normalize)
+    if world == 1:
+        train_loader = data.DataLoader(train_ds, recipe.batch_size, shuffle=True, seed=recipe.seed, transform=augment)
+    else:  # the global batch split over the ranks; batch k holds the images of one process's batch k
+        if recipe.batch_size % world:
+            raise CLIError(f"--batch-size {recipe.batch_size} (the global batch) does not split evenly over {world} "
+                           f"processes; use a multiple of {world}")
+        from convlens.utils.data import DistributedSampler
+
+        # rank 0 keeps one process's random streams; the others get their own augmentation and dropout
+        own = recipe.seed if rank == 0 else int(np.random.SeedSequence([recipe.seed, rank]).generate_state(1)[0])
+        train_loader = data.DataLoader(train_ds, recipe.batch_size // world, seed=own, transform=augment,
+                                       sampler=DistributedSampler(train_ds, seed=recipe.seed))
+        if rank:
+            convlens.manual_seed(own)  # the model is built; DistributedDataParallel copies rank 0's weights
     val_loader = data.DataLoader(val_ds, 256, transform=eval_tf) if val_ds is not None else None
-    optimizer = recipe.make_optimizer(model.parameters())
+    optimizer = recipe.make_optimizer(model)
     scheduler, interval = recipe.make_scheduler(optimizer, len(train_loader))
     loss_fn = None
     if recipe.label_smoothing:
@@ -203,6 +275,9 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
     eprint(f"  data             {len(train_ds)} training, {len(val_ds) if val_ds else 0} validation, "
            f"{len(test) if has_test else 0} test images of {'×'.join(map(str, shape))}, {len(classes)} classes")
     eprint(f"  parameters       {n_params:,}")
+    if world > 1:
+        eprint(f"  processes        {world} MPI ranks × {recipe.batch_size // world} images per step, "
+               f"{parallel.get_num_threads()} thread(s) each")
     info = {"architecture": desc, "model_name": name, "recipe": recipe.to_dict(), "dataset": recipe.dataset,
             "data_dir": str(data_dir) if data_dir else None, "classes": classes, "input_shape": list(shape),
             "mean": mean, "std": std, "num_train": len(train_ds), "num_val": len(val_ds) if val_ds else 0,
@@ -225,7 +300,10 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         best = run_dir / "best.safetensors"
         if best.is_file():
             load_checkpoint(best, model=model)
-        test_report = evaluate(model, data.DataLoader(test, 256, transform=eval_tf), progress=True, desc="testing")
+        from convlens.train.parts import TTA
+
+        tested = TTA(model, recipe.tta) if recipe.tta else model
+        test_report = evaluate(tested, data.DataLoader(test, 256, transform=eval_tf), progress=True, desc="testing")
     report = {
         "run_dir": str(run_dir), "checkpoint": str(result.checkpoint) if result.checkpoint else None,
         "epochs": result.epochs_completed, "status": result.status, "best_epoch": result.best_epoch,
@@ -236,6 +314,8 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
     }
     from convlens.checkpoint import write_json_atomic
 
+    if rank != 0:
+        return 0
     write_json_atomic(run_dir / "report.json", report)
     if args.json:
         print_json(report)

@@ -23,14 +23,18 @@ Layer keys (defaults in brackets; ``size``, ``stride``, ``pad`` and ``dilation``
 spatial axis; every layer also takes an optional ``name``, the module's name in the Sequential):
 
     conv        filters, size, stride [1], pad [0], padding_mode ["zeros"], dilation [1], groups [1],
-                bias [true], activation ["none"]: relu, tanh, sigmoid, leaky_relu or none
+                bias [true], activation ["none"]: relu, tanh, sigmoid, gelu, leaky_relu or none
     pool        kind ["max"]: max, avg or weighted; size, stride [= size], pad [0], ceil_mode [false]
     fc          units, bias [true], activation ["none"]; flattens first when its input has rank > 1
     dropout     p [0.5]
     batchnorm   eps [1e-5], momentum [0.1]
     flatten     (no keys)
     global_pool kind ["avg"]: avg or max; flatten [true]. An adaptive pool to size 1, then a Flatten.
-    relu, tanh, sigmoid, softmax (over the channel axis), identity: no keys; leaky_relu: negative_slope [0.01]
+    whiten      size [2], eps [5e-4]: a frozen patch-whitening conv with 2·C·size² outputs, fitted to the
+                training set when a run starts (convlens.models.airbench.PatchWhitening)
+    scale       factor: multiply by a fixed number (airbench's output scale)
+    batchnorm   also learn_scale [true]: false freezes γ at 1 (airbench)
+    relu, tanh, sigmoid, gelu (exact erf form), softmax (over the channel axis), identity: no keys; leaky_relu: negative_slope [0.01]
 
 A layer that adds modules of its own (a conv's activation, an fc's flatten, a global pool's flatten) names
 them after itself: layer "conv1" gives modules "conv1" and "conv1_relu"; unnamed layers are numbered like
@@ -51,7 +55,7 @@ from convlens.nn.shape import conv_output_size
 __all__ = ["from_spec", "to_spec", "load_spec", "save_spec", "plan_spec", "SpecError", "LAYER_TYPES"]
 
 _REQUIRED = object()
-_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU"}
+_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU", "gelu": "GELU"}
 _POOLS = {"max": "MaxPool", "avg": "AvgPool", "weighted": "WeightedAvgPool"}
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -62,10 +66,11 @@ _KEYS: dict[str, dict] = {
     "pool": {"kind": "max", "size": _REQUIRED, "stride": None, "pad": 0, "ceil_mode": False},
     "fc": {"units": _REQUIRED, "bias": True, "activation": "none"},
     "dropout": {"p": 0.5},
-    "batchnorm": {"eps": 1e-5, "momentum": 0.1},
+    "batchnorm": {"eps": 1e-5, "momentum": 0.1, "learn_scale": True},
     "flatten": {},
     "global_pool": {"kind": "avg", "flatten": True},
-    "relu": {}, "tanh": {}, "sigmoid": {}, "leaky_relu": {"negative_slope": 0.01}, "softmax": {}, "identity": {},
+    "relu": {}, "tanh": {}, "sigmoid": {}, "gelu": {}, "leaky_relu": {"negative_slope": 0.01}, "softmax": {}, "identity": {},
+    "whiten": {"size": 2, "eps": 5e-4}, "scale": {"factor": _REQUIRED},  # airbench's layers
 }
 LAYER_TYPES = tuple(_KEYS)
 _TOP_KEYS = ("input_shape", "layers", "name", "description")
@@ -247,7 +252,22 @@ def _plan_layer(i: int, layer, shape: tuple) -> tuple[list, tuple, str]:
         eps = _number(p["eps"], "eps", where, 0.0, 1.0)
         momentum = _number(p["momentum"], "momentum", where, 0.0, 1.0)
         dims = max(1, d)  # (F,) and (C, L) inputs both take BatchNorm1d
-        return [(None, f"BatchNorm{dims}d", dict(num_features=shape[0], eps=eps, momentum=momentum))], shape, kind
+        kwargs = dict(num_features=shape[0], eps=eps, momentum=momentum)
+        if not _flag(p["learn_scale"], "learn_scale", where):
+            kwargs["_frozen"] = ("weight",)  # not a constructor argument: from_spec freezes these afterwards
+        return [(None, f"BatchNorm{dims}d", kwargs)], shape, kind
+    if kind == "whiten":
+        sp = _spatial(shape, where)
+        if len(sp) != 2:
+            raise SpecError(f"{where}: patch whitening needs (C, H, W) input, got shape {shape}")
+        k = _pos_int(p["size"], "size", where)
+        if k > min(sp):
+            raise SpecError(f"{where}: the {k}×{k} patches are larger than the {_x(sp)} input")
+        eps = _number(p["eps"], "eps", where, 0.0, math.inf)
+        out = (2 * shape[0] * k * k, sp[0] - k + 1, sp[1] - k + 1)
+        return [(None, "PatchWhitening", dict(in_channels=shape[0], kernel_size=k, eps=eps))], out, kind
+    if kind == "scale":
+        return [(None, "Mul", dict(scale=_number(p["factor"], "factor", where, -math.inf, math.inf)))], shape, kind
 
     if kind == "dropout":
         return [(None, "Dropout", dict(p=_number(p["p"], "p", where, 0.0, 1.0)))], shape, kind
@@ -378,10 +398,26 @@ def from_spec(spec, input_shape=None):
     """
     from convlens import nn
 
+    if isinstance(spec, str | Path):
+        spec = load_spec(spec)
+    from convlens.models.graph_spec import from_graph_spec, is_graph_spec
+
+    if is_graph_spec(spec):  # named inputs or branch layers: a GraphModule (convlens.models.graph_spec)
+        return from_graph_spec(spec, input_shape)
     planned, _, _ = plan_spec(spec, input_shape)
     model = nn.Sequential()
     for name, cls, kwargs, _ in planned:
-        model.add_module(name, getattr(nn, cls)(**kwargs))
+        kwargs = dict(kwargs)
+        frozen = kwargs.pop("_frozen", ())
+        if hasattr(nn, cls):
+            module = getattr(nn, cls)(**kwargs)
+        else:  # the airbench layers (whiten, scale)
+            import importlib
+
+            module = getattr(importlib.import_module("convlens.models.airbench"), cls)(**kwargs)
+        for pname in frozen:
+            getattr(module, pname).requires_grad_(False)
+        model.add_module(name, module)
     return model
 
 
@@ -425,6 +461,10 @@ def _entries(leaves: list, j: int) -> list:
             return inverse.get(nxt[k - 1])
         return None
 
+    if cls == "PatchWhitening":
+        return [({"type": "whiten", "size": m.kernel_size[0], "eps": m.eps}, 1)]
+    if cls == "Mul":
+        return [({"type": "scale", "factor": m.scale}, 1)]
     if base == "Conv":
         if isinstance(m.padding, str):
             raise SpecError(f"to_spec: layer {name!r} ({cls}) uses padding={m.padding!r}; a spec needs numbers")
@@ -452,7 +492,8 @@ def _entries(leaves: list, j: int) -> list:
         e = {"type": "global_pool", "kind": "avg" if "Avg" in base else "max"}
         return ([({**e, "flatten": True}, 2)] if nxt[:1] == ["Flatten"] else []) + [({**e, "flatten": False}, 1)]
     if base == "BatchNorm":
-        return [({"type": "batchnorm", "eps": m.eps, "momentum": m.momentum}, 1)]
+        learn_scale = m.weight is None or bool(m.weight.requires_grad)
+        return [({"type": "batchnorm", "eps": m.eps, "momentum": m.momentum, "learn_scale": learn_scale}, 1)]
     if cls == "Dropout":
         return [({"type": "dropout", "p": m.p}, 1)]
     if cls == "LeakyReLU":
@@ -465,7 +506,7 @@ def _entries(leaves: list, j: int) -> list:
 
 
 # Settings a spec cannot express must be at their defaults; the rest are checked against the plan.
-_FIXED = {"MaxPool": {"dilation": 1, "return_indices": False}, "AvgPool": {"count_include_pad": True,
+_FIXED = {"GELU": {"approximate": "none"}, "MaxPool": {"dilation": 1, "return_indices": False}, "AvgPool": {"count_include_pad": True,
           "divisor_override": None}, "BatchNorm": {"affine": True, "track_running_stats": True},
           "Flatten": {"start_dim": 1, "end_dim": -1}, "Softmax": {"dim": 1},
           "WeightedAvgPool": {"weights": False}}
@@ -513,6 +554,8 @@ def to_spec(model, input_shape) -> dict:
     that ``from_spec(to_spec(model, shape))`` has the same layers and parameter count. For a flat Sequential
     the module names, and so the state_dict keys, are the same too."""
     shape = _input_shape(input_shape, "to_spec")
+    if hasattr(model, "to_graph_spec"):  # a GraphModule writes the graph form (convlens.models.graph_spec)
+        return model.to_graph_spec(shape)
     leaves = _leaves(model)
     flat = all("." not in n for n, _ in leaves)
     layers, used, j = [], {}, 0

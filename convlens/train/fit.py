@@ -184,9 +184,9 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
         save_checkpoint,
         write_json_atomic,
     )
+    from convlens.distributed.training import prepare as distributed_job
     from convlens.tensor import get_rng_state, set_rng_state
     from convlens.train.data_parallel import SlicedStep
-    from convlens.train.metrics import evaluate
 
     if optimizer is None:
         from convlens.optim import SGD
@@ -204,27 +204,35 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
     if scheduler_interval is None:
         scheduler_interval = "batch" if type(scheduler).__name__ == "OneCycleLR" else "epoch"
     state = _Progress()
+    # MPI ranks (convlens.distributed): gradients averaged, rank 0 prints and writes; one process: as ever
+    job = distributed_job(model, train_loader)
+    model, progress = job.model, progress and job.main
 
     if resume is not None:
         src = Path(resume)
         if src.is_dir():
             src = src / "last.safetensors"
-        _, saved = load_checkpoint(src, model=model)
+        _, saved = load_checkpoint(src, model=job.net)
+        job.check_resume(src, saved)
         fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         restore_optimizer(saved, optimizer, scheduler if restore_scheduler else None)
         if not restore_scheduler:  # the new phase's learning rates, the old run's moment buffers
             for group, hyper in zip(optimizer.param_groups, fresh):
                 group.update(hyper)
-        train_loader.load_state_dict(saved["loader"])
-        set_rng_state(saved["rng_state"])
+        job.restore(saved, train_loader, set_rng_state)  # the loader's position and the random state
         state = _Progress(**saved["progress"])
 
     def save(kind: str) -> Path | None:
         if run_dir is None:
             return None
+        ranks = job.states(train_loader.state_dict(), get_rng_state())  # every rank's, on N > 1 ranks
+        if not job.main:
+            return None
         meta = dict(info, epoch=state.epoch, batch=state.batch, loader=train_loader.state_dict(),
                     rng_state=get_rng_state(), progress=state.to_dict(), kind=kind)
-        path = save_checkpoint(run_dir / kind, model, optimizer, scheduler, **meta)
+        if ranks is not None:
+            meta["distributed"] = ranks
+        path = save_checkpoint(run_dir / kind, job.net, optimizer, scheduler, **meta)
         if kind == "last":
             write_json_atomic(run_dir / "history.json", state.history)
         return path
@@ -254,21 +262,22 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
     start = time.perf_counter()
     status = "completed"
     bar = None
-    if run_dir is not None:
+    if run_dir is not None and job.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(run_dir)  # what writers killed mid-save left (a resumed run already recovered)
     model.train()
-    step = SlicedStep(model, loss_fn)
+    step = SlicedStep(model, loss_fn, slices=job.slices)
     step_params = [p for g in optimizer.param_groups for p in g["params"]]
     try:
         while state.epoch < epochs:
-            if control.stopped:
+            if job.sync_stop(control):
                 status = control.reason
                 break
             epoch = state.epoch
             if state.batch == 0:
                 train_loader.set_epoch(epoch)
                 state.loss_sum, state.correct, state.seen, state.train_seconds = 0.0, 0, 0, 0.0
+            job.set_epoch(train_loader, epoch)  # a DistributedSampler's shuffle, also when resumed mid-epoch
             nb = len(train_loader)
             lr = _lr(optimizer)
             bar = _bar(progress, nb, state.batch, f"epoch {epoch + 1}/{epochs}")
@@ -278,6 +287,8 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                 # overflow inside a diverging step is reported by the guard below, not as RuntimeWarnings
                 with np.errstate(over="ignore", invalid="ignore"):
                     value, logits = step(x, y)  # forward, loss and backward (in batch slices on the threads)
+                n, correct = int(y.shape[0]), int((logits.argmax(axis=1) == y._data).sum())
+                value, n, correct = job.batch_totals(value, n, correct)  # the global batch's, on N ranks
                 if state.first_loss is None and math.isfinite(value):
                     state.first_loss = float(value)
                 problem = None
@@ -299,10 +310,9 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                     optimizer.step()
                 if scheduler is not None and scheduler_interval == "batch":
                     scheduler.step()
-                n = int(y.shape[0])
                 state.batch += 1
                 state.loss_sum += value * n
-                state.correct += int((logits.argmax(axis=1) == y._data).sum())
+                state.correct += correct
                 state.seen += n
                 state.examples_total += n
                 elapsed = state.train_seconds + time.perf_counter() - t0
@@ -326,7 +336,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                     paused_at = time.perf_counter()
                     control.wait_while_paused()
                     t0 += time.perf_counter() - paused_at  # paused time is not training time
-                if control.stopped:
+                if job.sync_stop(control):
                     break
             state.train_seconds += time.perf_counter() - t0
             if bar is not None:
@@ -345,7 +355,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                 # validation leaves the training's random stream alone: a loader drawing its seed on first
                 # use (a fresh one after a resume) would otherwise shift every later dropout mask
                 rng_before = get_rng_state()
-                val = evaluate(model, val_loader, progress=progress, desc="validating")
+                val = job.evaluate(val_loader, progress=progress, desc="validating")  # sharded on N ranks
                 set_rng_state(rng_before)
                 record["val_loss"], record["val_accuracy"] = val["loss"], val["accuracy"]
                 model.train()
@@ -386,6 +396,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
             bar.close()
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
+    job.finish()
     return FitResult(history=state.history, status=status, epochs_completed=state.epoch,
                      seconds=time.perf_counter() - start, best_epoch=state.best_epoch,
                      best_val_accuracy=state.best_val_accuracy, run_dir=run_dir, checkpoint=checkpoint_path(),

@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 __all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES", "fingerprint", "fingerprint_change"]
 
 OPTIMIZERS = ("sgd", "adadelta", "adam", "adamw", "adagrad", "rmsprop")
-SCHEDULES = ("none", "step", "cosine", "onecycle")
-_AUGMENTS = ("flip", "shift", "crop")
+SCHEDULES = ("none", "step", "cosine", "onecycle", "linear")
+_AUGMENTS = ("flip", "shift", "crop", "translate", "altflip")
 
 
 @dataclass
@@ -46,6 +46,17 @@ class Recipe:
     # the epoch at which the current schedule started: 0, or where a finished run was extended (the
     # schedule then runs again over the added epochs, as a second one-cycle / cosine / step phase)
     schedule_start: int = 0
+    # fast-training options (airbench's recipe; docs/recipes.md). schedule "linear": warm-up from lr·lr_start
+    # to lr over the first `warmup` fraction of the steps, then down to lr·lr_end, per batch.
+    nesterov: bool = False
+    decoupled_weight_decay: bool = False  # weight_decay is the per-step shrink at the base lr (parts.param_groups)
+    bias_lr_scale: float = 1.0  # lr multiplier of the normalisation layers' biases
+    warmup: float = 0.0
+    lr_start: float = 0.0
+    lr_end: float = 0.0
+    lookahead: int = 0  # Lookahead every k steps with airbench's α schedule (0: off)
+    whiten_bias_epochs: int | None = None  # train the patch-whitening bias only in the first N epochs
+    tta: int = 0  # test-time augmentation level: 0 none, 1 flip, 2 flip and ±1-pixel shifts
 
     # ---- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -143,18 +154,65 @@ class Recipe:
             if len(hw) != 2 or min(hw) < 1:
                 bad("size", "[H, W] of positive integers or None")
             self.size = hw
+        self._validate_fast()
+
+    def _validate_fast(self) -> None:
+        def bad(name, expected):
+            raise ValueError(f"Recipe: {name} must be {expected}, got {getattr(self, name)!r}")
+
+        if not self.bias_lr_scale > 0:
+            bad("bias_lr_scale", "> 0")
+        if not 0 <= self.warmup <= 1:
+            bad("warmup", "a fraction in [0, 1]")
+        if self.lookahead is None or int(self.lookahead) < 0:
+            bad("lookahead", "an integer >= 0 (0 turns it off)")
+        if self.tta not in (0, 1, 2):
+            bad("tta", "0, 1 or 2")
+        if self.whiten_bias_epochs is not None and int(self.whiten_bias_epochs) < 0:
+            bad("whiten_bias_epochs", "an integer >= 0 or None")
+        if self.whiten_bias_epochs is not None and self.schedule not in ("linear", "none"):
+            bad("whiten_bias_epochs", f"None with the {self.schedule} schedule (it needs 'linear' or 'none')")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            bad("nesterov", "False unless the optimizer is sgd with momentum > 0")
+        self.nesterov, self.decoupled_weight_decay = bool(self.nesterov), bool(self.decoupled_weight_decay)
+        self.bias_lr_scale, self.warmup = float(self.bias_lr_scale), float(self.warmup)
+        self.lr_start, self.lr_end, self.lookahead = float(self.lr_start), float(self.lr_end), int(self.lookahead)
+        self.whiten_bias_epochs = None if self.whiten_bias_epochs is None else int(self.whiten_bias_epochs)
 
     # ---- the objects a run needs ----------------------------------------------------------------------
     def make_optimizer(self, params):
-        """The optimizer with this recipe's lr, weight decay and (for SGD and RMSprop) momentum."""
+        """The optimizer with this recipe's lr, weight decay and (for SGD and RMSprop) momentum. `params`
+        may be the model itself: then its parameters are grouped by `convlens.train.parts.param_groups`
+        (bias_lr_scale, decoupled_weight_decay; frozen parameters left out); with `lookahead` the
+        optimizer is wrapped in `convlens.optim.Lookahead` (its α schedule is set by make_scheduler)."""
+        from convlens.nn.modules.module import Module
+
+        grouped = self.bias_lr_scale != 1 or self.decoupled_weight_decay or self.whiten_bias_epochs is not None
+        if isinstance(params, Module) and not grouped:  # one group, as before these options existed
+            params = params.parameters()
+        if isinstance(params, Module):
+            from convlens.train.parts import param_groups
+
+            params = param_groups(params, self.lr, self.weight_decay, self.bias_lr_scale, self.decoupled_weight_decay)
+            opt = self._make_optimizer(params, weight_decay=None)
+        else:
+            opt = self._make_optimizer(list(params), self.weight_decay)
+        if self.lookahead:
+            from convlens.optim.lookahead import Lookahead
+
+            opt = Lookahead(opt, k=self.lookahead)
+        return opt
+
+    def _make_optimizer(self, params, weight_decay):
         from convlens import optim
 
-        params = list(params)
-        common = {"lr": self.lr, "weight_decay": self.weight_decay}
+        common = {"lr": self.lr}
+        if weight_decay is not None:  # else each group carries its own
+            common["weight_decay"] = weight_decay
         if self.eps is not None and self.optimizer != "sgd":
             common["eps"] = self.eps
         if self.optimizer == "sgd":
-            return optim.SGD(params, momentum=self.momentum, **common)
+            return optim.SGD(params, momentum=self.momentum, nesterov=self.nesterov, **common)
         if self.optimizer == "rmsprop":
             return optim.RMSprop(params, momentum=self.momentum, **common)
         if self.optimizer == "adadelta" and self.rho is not None:
@@ -169,6 +227,19 @@ class Recipe:
         from convlens.optim import lr_scheduler as S
 
         span = self.epochs - self.schedule_start  # the epochs this schedule phase covers
+        total = span * steps_per_epoch
+        if hasattr(optimizer, "sync_at"):  # Lookahead: airbench's α(t), and the model left on the slow weights
+            from convlens.optim.lookahead import airbench_alpha
+
+            optimizer.alpha, optimizer.sync_at = airbench_alpha(total), total
+        if self.schedule == "linear" or self.whiten_bias_epochs is not None:
+            from convlens.train.parts import warmup_linear
+
+            shape = (self.warmup, self.lr_start, self.lr_end) if self.schedule == "linear" else (0.0, 1.0, 1.0)
+            stop = None if self.whiten_bias_epochs is None else self.whiten_bias_epochs * steps_per_epoch
+            lambdas = [warmup_linear(total, *shape, stop_at=stop if g.get("name") == "separate" else None)
+                       for g in optimizer.param_groups]
+            return S.LambdaLR(optimizer, lambdas), "batch"
         if self.schedule == "step":
             return S.StepLR(optimizer, step_size=max(1, span // 3), gamma=0.1), "epoch"
         if self.schedule == "cosine":
@@ -208,7 +279,24 @@ class Recipe:
         """The random training-time transforms (a list; normalisation is added by the caller)."""
         from convlens.data import transforms as T
 
-        return list(T.from_spec(self.augment).transforms) if self.augment else []
+        out = []
+        for token in filter(None, self.augment.split(",")):
+            name, *args = token.split(":")
+            if name == "translate":  # random shifts with reflect padding (convlens.train.parts)
+                from convlens.train.parts import RandomTranslate
+
+                out.append(RandomTranslate(*(int(a) for a in args)))
+            elif name != "altflip":  # a data set wrapper, see training_set
+                out += list(T.from_spec(token).transforms)
+        return out
+
+    def training_set(self, train):
+        """`train` wrapped for the data-set level augmentations: ``altflip`` (`parts.AlternatingFlip`)."""
+        if "altflip" in [t.split(":")[0] for t in self.augment.split(",")]:
+            from convlens.train.parts import AlternatingFlip
+
+            return AlternatingFlip(train, seed=self.seed)
+        return train
 
     # ---- display --------------------------------------------------------------------------------------
     def describe(self) -> str:
@@ -235,6 +323,15 @@ class Recipe:
         ]
         if self.size:
             rows.append(("resize", f"{self.size[0]}×{self.size[1]}"))
+        fast = [k for k, on in (("nesterov", self.nesterov), ("decoupled weight decay", self.decoupled_weight_decay),
+                                (f"bias lr ×{self.bias_lr_scale:g}", self.bias_lr_scale != 1),
+                                (f"lookahead k={self.lookahead}", self.lookahead),
+                                (f"whitening bias {self.whiten_bias_epochs} epochs", self.whiten_bias_epochs is not None),
+                                (f"TTA level {self.tta}", self.tta)) if on]
+        if self.schedule == "linear":
+            fast.insert(0, f"warm-up {self.warmup:.0%} from ×{self.lr_start:g}, then to ×{self.lr_end:g}")
+        if fast:
+            rows.append(("fast training", ", ".join(fast)))
         if self.early_stopping:
             rows.append(("early stopping", f"after {self.early_stopping} epochs without improvement"))
         width = max(len(k) for k, _ in rows)

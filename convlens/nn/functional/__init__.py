@@ -10,6 +10,7 @@ from convlens.nn.functional.loss import cross_entropy, mse_loss, nll_loss
 from convlens.nn.functional.nonlinearities import (
     celu,
     elu,
+    gelu,
     hardsigmoid,
     hardswish,
     hardtanh,
@@ -53,7 +54,7 @@ __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
     # issue 11
-    "elu", "selu", "celu", "silu", "mish", "hardswish", "hardsigmoid", "hardtanh", "relu6", "softplus",
+    "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid", "hardtanh", "relu6", "softplus",
     "softsign", "logsigmoid", "prelu", "dropout1d", "dropout2d", "dropout3d", "layer_norm", "group_norm",
     "instance_norm", "local_response_norm", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "max_unpool1d", "max_unpool2d",

@@ -1,4 +1,4 @@
-"""More element-wise non-linearities, as ``torch.nn.functional``: elu, selu, celu, silu, mish, hardswish,
+"""More element-wise non-linearities, as ``torch.nn.functional``: elu, selu, celu, gelu, silu, mish, hardswish,
 hardsigmoid, hardtanh/relu6, softplus, softsign, logsigmoid and prelu (a learned slope per channel).
 
 Each is a `Function` with the derivative beside the forward. Smooth ones are computed stably:
@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 
 from convlens.autograd import Function, unbroadcast
+from convlens.kernels.special import erf
 from convlens.nn.functional.activation import _check_tensor
 from convlens.tensor import Tensor
 
@@ -80,6 +81,40 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x·σ(x) (also called swish)."""
     _check_tensor(input, "silu")
     return SiLU.apply(input)
+
+
+_SQRT_HALF, _INV_SQRT_2PI, _SQRT_2_OVER_PI = 0.7071067811865476, 0.3989422804014327, 0.7978845608028654
+
+
+class GELU(Function):
+    """x·Φ(x), Φ the standard normal CDF: exact ½x(1 + erf(x/√2)), or the tanh form
+    ½x(1 + tanh(√(2/π)(x + 0.044715x³))) of Hendrycks & Gimpel (2016) when approximate='tanh'."""
+
+    def forward(ctx, a, approximate="none"):
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            t = np.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)).astype(a.dtype, copy=False)
+            ctx.save_for_backward(a, t)
+            return 0.5 * a * (1 + t)
+        cdf = 0.5 * (1 + erf(a * a.dtype.type(_SQRT_HALF)))
+        ctx.save_for_backward(a, cdf)
+        return a * cdf
+
+    def backward(ctx, grad):
+        a, s = ctx.saved_tensors
+        if ctx.approximate == "tanh":  # ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
+            inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
+            return grad * (0.5 * (1 + s) + 0.5 * a * (1 - s * s) * inner)
+        # d(xΦ(x))/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π)
+        return grad * (s + a * (_INV_SQRT_2PI * np.exp(-0.5 * a * a)))
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x·Φ(x) (Gaussian error linear unit); ``approximate='tanh'`` uses the tanh formula, as torch."""
+    _check_tensor(input, "gelu")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(input, approximate=approximate)
 
 
 class Mish(Function):

@@ -37,7 +37,7 @@ __all__ = [
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
     "CrossEntropyLoss", "NLLLoss", "MSELoss",
     # issue 11
-    "ELU", "SELU", "CELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "ReLU6", "Softplus",
+    "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "ReLU6", "Softplus",
     "Softsign", "LogSigmoid", "PReLU", "Dropout1d", "Dropout2d", "Dropout3d", "Unflatten",
     "ModuleDict", "ParameterList", "ParameterDict", "LayerNorm", "GroupNorm", "InstanceNorm1d",
     "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "ConvTranspose1d", "ConvTranspose2d",
@@ -86,6 +86,7 @@ from convlens.nn.modules.loss import (  # noqa: E402
 from convlens.nn.modules.nonlinearities import (  # noqa: E402
     CELU,
     ELU,
+    GELU,
     SELU,
     Hardsigmoid,
     Hardswish,

@@ -1,4 +1,4 @@
-"""More activation layers (ELU, SELU, CELU, SiLU, Mish, Hardswish, Hardsigmoid, Hardtanh, ReLU6,
+"""More activation layers (ELU, SELU, CELU, GELU, SiLU, Mish, Hardswish, Hardsigmoid, Hardtanh, ReLU6,
 Softplus, Softsign, LogSigmoid, PReLU), thin Modules over `convlens.nn.functional.nonlinearities`.
 
 Shape (all): (*) → (*). ``inplace`` is accepted for PyTorch compatibility; a new tensor is returned.
@@ -72,6 +72,26 @@ class _Plain(_Elementwise):
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+class GELU(_Elementwise):
+    """x·Φ(x), Φ the standard normal CDF; ``approximate='tanh'`` for the tanh formula.
+
+    Shape:
+        (*) → (*)
+    """
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input):
+        return NF.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
 
 
 class SiLU(_Plain):

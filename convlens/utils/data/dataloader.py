@@ -264,6 +264,8 @@ class DataLoader:
     def _pass(self):
         epoch, start = self.epoch, self._resume
         self._resume, self._pos = 0, start
+        if callable(getattr(self.dataset, "set_epoch", None)):  # epoch-dependent data sets (AlternatingFlip)
+            self.dataset.set_epoch(epoch)
         seed = self.seed
         if self._shuffle_generator is not None:
             self._shuffle_generator.rng = np.random.default_rng(np.random.SeedSequence([seed, epoch]))
