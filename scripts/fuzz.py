@@ -2,7 +2,8 @@
 
 Each input is random bytes or a mutation (bit flips, truncation, splices, byte insertions) of a valid
 file of the format, so that the parsers get past their first checks. Every parser must return or raise
-one of the project's named errors (DataError, SpecError, CheckpointError); anything else is printed with
+one of the project's named errors (DataError, SpecError, CheckpointError; for the web API, any 4xx
+answer), and the web API must never answer 5xx; anything else is printed with
 the input that caused it and makes the script exit 1. Prints, per parser, the inputs tried, how many
 parsed, how many were refused with a named error, and the time.
 
@@ -68,7 +69,11 @@ def _seeds() -> dict[str, list[bytes]]:
         tars.append(buf.getvalue())
     return {"idx": idx, "idx_gzip": [gzip.compress(b, mtime=0) for b in idx], "cifar": [rec.tobytes()],
             "spec_text": specs, "checkpoint": [st], "checkpoint_json": [meta], "image_folder": images,
-            "archive": tars}
+            "archive": tars,
+            # the first byte picks the endpoint (and for uploads the way of sending)
+            "web_json": [bytes([i]) + b for i in range(6) for b in (
+                b'{"layer": 1, "channel": 0}', b'{"kernel": "sobel-x", "padding": 1}', b'{"top_k": 3}', b"{}")],
+            "web_upload": [bytes([i]) + img for i in range(9) for img in images[:2]]}
 
 
 def _mutate(rnd: random.Random, data: bytes) -> bytes:
@@ -98,7 +103,7 @@ def _mutate(rnd: random.Random, data: bytes) -> bytes:
 
 TARGETS = {"idx": F.idx, "idx_gzip": F.idx_gzip, "cifar": F.cifar, "spec_text": F.spec_text,
            "spec_object": None, "checkpoint": F.checkpoint, "checkpoint_json": lambda d: F.checkpoint(d, True),
-           "image_folder": F.image_folder, "archive": F.archive}
+           "image_folder": F.image_folder, "archive": F.archive, "web_json": F.web_json, "web_upload": F.web_upload}
 
 _KINDS = ["conv", "fc", "pool", "relu", "dropout", "flatten", "bn", "batchnorm", "sigmoid", "tanh", "softmax", "x", ""]
 _KEYS = ["filters", "size", "stride", "pad", "units", "activation", "mode", "rate", "groups", "bias", "dilation",

@@ -125,3 +125,63 @@ def archive(data: bytes) -> None:
         else:
             os.environ["CONVLENS_DATA"] = old
         shutil.rmtree(cache, ignore_errors=True)
+
+
+# ---- the web API (through Starlette's TestClient: the real routing, parsing and error handling) -------
+class Refused(Exception):
+    """A 4xx answer: the web API's way of naming a bad request."""
+
+
+NAMED = (*NAMED, Refused)
+_CLIENT = None
+WEB_POSTS = ["/api/explain", "/api/explain/conv", "/api/explain/pool", "/api/predict", "/api/playground",
+             "/api/model/reset"]
+
+
+def _client():
+    global _CLIENT
+    if _CLIENT is None:
+        from starlette.testclient import TestClient
+
+        from convlens.data import TensorDataset
+        from convlens.web import create_app
+
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, size=(40, 1, 28, 28)).astype(np.uint8)
+        ds = TensorDataset(images, np.arange(40) % 10, classes=[str(i) for i in range(10)], name="tiny")
+        app = create_app(data={"tiny": (ds, ds)}, runs_dir=_TMP / "runs")
+        _CLIENT = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+    return _CLIENT
+
+
+def _answer(r) -> None:
+    if r.status_code >= 500:
+        raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+    if r.status_code >= 400:
+        raise Refused(r.status_code)
+
+
+def web_json(data: bytes) -> None:
+    """The bytes as the body of a JSON POST to one of the endpoints (chosen by the first byte)."""
+    path = WEB_POSTS[data[0] % len(WEB_POSTS)] if data else WEB_POSTS[0]
+    _answer(_client().post(path, content=data[1:], headers={"content-type": "application/json"}))
+
+
+def web_upload(data: bytes) -> None:
+    """The bytes as an uploaded image: multipart, a raw image body or a data URL, to explain / predict /
+    playground (chosen by the first byte)."""
+    import base64
+    import json as _json
+
+    c = _client()
+    k = data[0] if data else 0
+    path = ["/api/explain", "/api/predict", "/api/playground"][k % 3]
+    body = data[1:]
+    if k // 3 % 3 == 0:
+        r = c.post(path, files={"image": ("x.png", body, "image/png")})
+    elif k // 3 % 3 == 1:
+        r = c.post(path, content=body, headers={"content-type": "image/png"})
+    else:
+        url = "data:image/png;base64," + base64.b64encode(body).decode()
+        r = c.post(path, content=_json.dumps({"image": url}).encode(), headers={"content-type": "application/json"})
+    _answer(r)

@@ -295,7 +295,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                 if not math.isfinite(value):
                     problem = f"the loss became {value}"
                 elif _diverged(value, state.first_loss):
-                    problem = f"the loss diverged to {value:.3g} (it started at {state.first_loss:.3g})"
+                    problem = f"the loss became {value:.3g}, diverging (it started at {state.first_loss:.3g})"
                 elif not _grads_finite(step_params):
                     problem = f"a gradient became NaN or infinite (loss {value:.3g})"
                 if problem is not None:
