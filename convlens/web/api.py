@@ -107,6 +107,17 @@ async def model_info(request: Request):
     return JSONResponse(await threaded(_model_info, _web(request)))
 
 
+def _interleaved(labels: np.ndarray) -> np.ndarray:
+    """Indices ordered by (rank within its class, class): the first image of every class, then the
+    second... (a data set stored class by class, like CIFAR-10's folders, would otherwise show one
+    class for pages on end)."""
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    rank = np.empty(len(labels), np.int64)
+    rank[order] = np.arange(len(labels)) - np.searchsorted(sorted_labels, sorted_labels, "left")
+    return np.lexsort((np.arange(len(labels)), labels, rank))
+
+
 async def samples(request: Request):
     """``?offset=&count=&label=``: a page of the images the Explain page offers (``label``: one class's
     images only, by class index or name)."""
@@ -121,7 +132,7 @@ async def samples(request: Request):
                              "loading": bool(msg and "still loading" in msg)})
     labels = np.asarray(ds.labels)
     classes = list(ds.classes)
-    pool = np.arange(len(ds))
+    pool = _interleaved(labels)  # the classes take turns: a page of "all classes" shows every class
     label = q.get("label")
     if label not in (None, ""):
         k = classes.index(label) if label in classes else _int({"label": label}, "label", None, 0, len(classes) - 1)
