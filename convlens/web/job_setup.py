@@ -17,7 +17,8 @@ MAX_PARAMS = 5_000_000
 # The Train page's first-run settings per zoo model (what the form starts with; the zoo's full recipes
 # are for long runs). lenet5: ≥ 95 % validation accuracy on mnist-mini in about 15 s on 2 busy cores
 # (measured 96.4 % in 15.6 s wall at load 12; docs/web.md). Batch 128: per-batch overhead dominates small
-# batches on a loaded machine (batch 32 took 4× longer per epoch).
+# batches on a loaded machine (batch 32 took 4× longer per epoch). convnetjs-cifar10: 53.6 % validation on
+# CIFAR-10 (JPEG copy) in 88.8 s at load ~23.
 QUICK = {
     "lenet5": {"optimizer": "adam", "lr": 0.006, "schedule": "onecycle", "batch_size": 128, "epochs": 3, "augment": "",
                "limit": None, "val_split": 0.1},
