@@ -204,12 +204,16 @@ def _torch_step(net, opt, x, y):
 SETTLE_SECONDS = 0.15
 
 
-def _timed(step, iters: int) -> float:
+def _timed(step, iters: int, cpu: list | None = None) -> float:
+    """Wall seconds of `iters` steps; the process CPU seconds they took are appended to `cpu`."""
     time.sleep(SETTLE_SECONDS)
-    t = time.perf_counter()
+    c, t = time.process_time(), time.perf_counter()
     for _ in range(iters):
         step()
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    if cpu is not None:
+        cpu.append(time.process_time() - c)
+    return wall
 
 
 def _data(case: Case, batch: int):
@@ -240,11 +244,14 @@ def run_case(case: Case, repeats: int, min_seconds: float, step_kind=None):
         f()
     per = max(_timed(ours, 1), _timed(theirs, 1))
     iters = max(1, int(min_seconds / max(per, 1e-4)))
-    a, b = [], []
+    a, b, ca, cb = [], [], [], []
     for _ in range(case.repeats or repeats):  # A B A B ...
-        a.append(case.batch * iters / _timed(ours, iters))
-        b.append(case.batch * iters / _timed(theirs, iters))
-    return a, b, forward_flops(model, case.input_shape)
+        a.append(case.batch * iters / _timed(ours, iters, ca))
+        b.append(case.batch * iters / _timed(theirs, iters, cb))
+    # CPU seconds per step of each side, as a ratio PyTorch / convlens: on a loaded machine the wall
+    # clock mostly measures the other users; with --threads 1 CPU time is the work each side did
+    # (with more threads it also counts time spent spinning while waiting)
+    return a, b, forward_flops(model, case.input_shape), statistics.median(cb) / statistics.median(ca)
 
 
 def latency(case: Case, repeats: int = 200):
@@ -381,29 +388,28 @@ def main(argv=None) -> int:
     print(f"matmul peak (NumPy float32 2048², {args.threads} threads): {peak:.0f} GFLOP/s")
     print(f"float32, random data, SGD momentum 0.9, {args.threads} threads; the plain loop "
           f"(zero_grad, model(x), cross_entropy, backward, step) on both sides; median [range] of the timed "
-          f"blocks (~{args.seconds} s each), interleaved convlens/PyTorch\n")
+          f"blocks (~{args.seconds} s each), interleaved convlens/PyTorch; ratio = img/s convlens / PyTorch; CPU ratio = "
+          f"process CPU seconds per step PyTorch / convlens (the fair one on a loaded machine at --threads 1)\n")
     header = (f"{'case':<22}{'batch':>6}{'convlens img/s':>22}{'PyTorch img/s':>22}{'ratio':>7}{'GFLOP/s':>9}"
-              f"{'of peak':>9}")
+              f"{'of peak':>9}{'CPU ratio':>10}")
     print(header)
     print("-" * len(header))
     chosen = range(len(CASES)) if args.cases == "all" else [int(c) for c in args.cases.split(",")]
 
-    def row(label, case, a, b, flops):
+    def row(label, case, a, b, flops, cpu_ratio):
         ours, theirs = statistics.median(a), statistics.median(b)
         gflops = ours * 3 * flops / 1e9
         ra, rb = f"{ours:,.0f} [{min(a):,.0f}-{max(a):,.0f}]", f"{theirs:,.0f} [{min(b):,.0f}-{max(b):,.0f}]"
-        print(f"{label:<22}{case.batch:>6}{ra:>22}{rb:>22}{ours / theirs:>7.2f}{gflops:>9.1f}{gflops / peak:>9.1%}",
-              flush=True)
+        print(f"{label:<22}{case.batch:>6}{ra:>22}{rb:>22}{ours / theirs:>7.2f}{gflops:>9.1f}{gflops / peak:>9.1%}"
+              f"{cpu_ratio:>10.2f}", flush=True)
         return ours / theirs
 
     ratios = []
     for i in chosen:
         case = CASES[i]
-        a, b, flops = run_case(case, args.repeats, args.seconds)
-        ratios.append(row(case.name, case, a, b, flops))
+        ratios.append(row(case.name, case, *run_case(case, args.repeats, args.seconds)))
         if args.sliced and i in (2, 4):
-            a, b, flops = run_case(case, args.repeats, args.seconds, _sliced_step)
-            row("  (SlicedStep, fit)", case, a, b, flops)
+            row("  (SlicedStep, fit)", case, *run_case(case, args.repeats, args.seconds, _sliced_step))
     if ratios:
         print(f"\nmedian ratio {statistics.median(ratios):.2f}, lowest {min(ratios):.2f}; {_load()}")
     if not args.no_latency:

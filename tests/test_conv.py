@@ -377,11 +377,31 @@ def test_sequential_fuses_conv_relu_with_identical_results():
         (y * y).sum().backward()
         return y._data.copy(), x.grad._data.copy(), net[0].weight.grad._data.copy(), net[3].bias.grad._data.copy()
 
-    fused = run()
-    seen = []
-    handle = net[1].register_forward_hook(lambda m, i, o: seen.append(o.shape))  # a hook turns fusion off
-    separate = run()
-    handle.remove()
+    # fusion must actually happen: each conv is called once with activation="relu" and no ReLU runs alone
+    calls = []
+    real_forward = nn.Conv2d.forward
+    real_relu = nn.ReLU.forward
+
+    def conv_forward(self, input, *args, **kwargs):
+        calls.append(("conv", kwargs.get("activation")))
+        return real_forward(self, input, *args, **kwargs)
+
+    def relu_forward(self, input):
+        calls.append(("relu", None))
+        return real_relu(self, input)
+
+    nn.Conv2d.forward, nn.ReLU.forward = conv_forward, relu_forward
+    try:
+        fused = run()
+        assert calls == [("conv", "relu"), ("conv", "relu")], calls
+        calls.clear()
+        seen = []
+        handle = net[1].register_forward_hook(lambda m, i, o: seen.append(o.shape))  # a hook turns fusion off
+        separate = run()
+        handle.remove()
+        assert calls == [("conv", None), ("relu", None), ("conv", "relu")], calls
+    finally:
+        nn.Conv2d.forward, nn.ReLU.forward = real_forward, real_relu
     assert seen == [(2, 8, 10, 10)]
     for a, b in zip(fused, separate):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

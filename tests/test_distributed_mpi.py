@@ -74,18 +74,18 @@ def test_n2_and_n3_train_the_same_weights_as_one_process(tmp_path):
     """Same global batch (12), seed and data, 8 SGD steps with momentum and weight decay, a net without
     batch norm: 2 and 3 ranks (DistributedSampler + DistributedDataParallel, bucketed; overlapped or
     not, one bucket or several) end with one process's plain-loop weights, to float32 rounding."""
-    run_program(["steps", tmp_path / "one.safetensors", "plain", 1, 25])  # in this process, no MPI, no DDP
+    run_program(["steps", tmp_path / "one.safetensors", "plain", 2, 25])  # in this process, no MPI, no DDP
     one = _weights(tmp_path / "one.safetensors")
-    launch(2, "steps", tmp_path / "two.safetensors", "overlap", 1, 25)
-    launch(3, "steps", tmp_path / "three.safetensors", "blocking", 1, 0.0005)  # 512-byte buckets: several
+    launch(2, "steps", tmp_path / "two.safetensors", "overlap", 2, 25)
+    launch(3, "steps", tmp_path / "three.safetensors", "blocking", 2, 0.0005)  # 512-byte buckets: several
     scale = max(float(np.abs(v).max()) for v in one.values())
     for name in ("two", "three"):
         got = _weights(tmp_path / f"{name}.safetensors")
         diff = _max_diff(one, got)
         print(f"{name} ranks: largest weight difference from one process {diff:.3g} (weights up to {scale:.3g})")
         assert diff < 1e-6 * max(1.0, scale), (name, diff)
-    # the ranks really trained: the weights moved from the initial ones
-    launch(2, "steps", tmp_path / "zero.safetensors", "overlap", 0, 25)
+    # the runs really trained: the weights moved away from the initial ones
+    run_program(["steps", tmp_path / "zero.safetensors", "plain", 0, 25])
     assert _max_diff(one, _weights(tmp_path / "zero.safetensors")) > 1e-3
 
 
@@ -93,8 +93,9 @@ def test_fit_on_two_ranks_stops_together_resumes_bit_exact_and_shards_validation
     """fit() under mpiexec -n 2 with dropout (per-rank random streams): a 'stop' from rank 1's callback
     mid-epoch stops both ranks at the same batch; resuming from the checkpoint (every rank's loader
     position and RNG state) ends bit for bit where an uninterrupted run ends; the sharded validation
-    equals evaluating the whole validation set in one process."""
-    launch(2, "fit", tmp_path)
+    equals evaluating the whole validation set in one process; ranks resuming from different
+    checkpoints are refused."""
+    done = launch(2, "fit", tmp_path, check=False)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["stopped_at"] == [{"epoch": 2, "batch": 2}] * 2, report  # both ranks, same batch
     assert report["status"] == "stopped"
@@ -109,6 +110,9 @@ def test_fit_on_two_ranks_stops_together_resumes_bit_exact_and_shards_validation
     assert val["sharded"]["n"] == val["whole"]["n"] == 30
     assert val["sharded"]["confusion_matrix"] == val["whole"]["confusion_matrix"]
     assert val["sharded"]["loss"] == pytest.approx(val["whole"]["loss"], rel=1e-5)
+    # last, the program resumes rank 0 from one run and rank 1 from another: refused, the job aborts
+    assert done.returncode != 0
+    assert "resume: rank 1 read a different checkpoint" in done.stderr, done.stderr
 
 
 def test_an_error_on_one_rank_aborts_the_job_with_rank_and_message(tmp_path):
@@ -253,6 +257,8 @@ def program_fit(folder) -> None:
         (folder / "report.json").write_text(json.dumps({
             "stopped_at": stops, "status": stopped.status,
             "validation": {"sharded": sharded, "whole": whole}}))
+    dist.barrier()
+    run(folder / "other", resume=folder / ("full" if r == 0 else "part"))  # raises on every rank
 
 
 def program_fail(folder) -> None:

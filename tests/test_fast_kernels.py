@@ -92,3 +92,74 @@ def test_batch_norm_layout_is_kept_and_stats_accurate():
     ref = x.astype(np.float64)
     np.testing.assert_allclose(mean, ref.mean(axis=(0, 2, 3)), rtol=1e-12)
     np.testing.assert_allclose(var, ref.var(axis=(0, 2, 3)), rtol=1e-6)
+
+
+# ---- max pooling over disjoint blocks (kernel = stride) -------------------------------------------
+# (input shape, kernel): whole blocks and tails past the last block, 1-d to 3-d, kernels of 1 to 8 taps
+POOL_CASES = [
+    ((2, 3, 16), 4), ((2, 3, 18), 4), ((1, 5, 7), 3), ((3, 2, 9), (1,)), ((2, 4, 6), 2),
+    ((2, 3, 6, 9), (3, 3)), ((2, 3, 7, 5), (2, 1)), ((1, 9, 4, 6), (1, 3)),
+    ((2, 3, 4, 6, 6), 2), ((1, 4, 5, 7, 9), 2), ((2, 3, 4, 4, 6), (1, 2, 3)), ((1, 2, 3, 3, 3), 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape,kernel", POOL_CASES)
+@pytest.mark.parametrize("last", [False, True])
+def test_block_max_pool_matches_torch(dtype, shape, kernel, last):
+    from convlens.kernels import blockpool
+    from convlens.nn.functional._windows import pool_window
+
+    d = len(shape) - 2
+    rng = np.random.default_rng(len(shape) * 7 + shape[-1])
+    x = (np.round(rng.standard_normal(shape) * 2) / 2).astype(dtype)  # half-integers: many ties
+    x = channels_last(x) if last else x
+    assert blockpool.applies(x, pool_window("t", x.shape, d, kernel, None, 0))
+    ours = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[d - 1]
+    theirs = (TF.max_pool1d, TF.max_pool2d, TF.max_pool3d)[d - 1]
+    xc, xt = cl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, yt = ours(xc, kernel), theirs(xt, kernel)
+    np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
+    g = rng.standard_normal(tuple(yt.shape)).astype(dtype)
+    y.backward(cl.tensor(g))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_array_equal(xc.grad.numpy(), xt.grad.numpy())
+
+
+def test_block_max_pool_nan_wins_and_gradcheck():
+    x = np.arange(24, dtype=np.float64).reshape(1, 2, 12)
+    x[0, 0, 5] = np.nan
+    y = F.max_pool1d(cl.tensor(x), 4).numpy()
+    yt = TF.max_pool1d(torch.tensor(x), 4).numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(yt))
+    xs = cl.tensor(np.random.default_rng(0).permutation(60).reshape(1, 3, 4, 5).astype(np.float64), requires_grad=True)
+    assert gradcheck(lambda a: F.max_pool2d(a, (2, 5)), [xs])
+
+
+# ---- compiled element-wise ops (ReLU's backward, GELU) --------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("last", [False, True])
+@pytest.mark.parametrize("op", ["relu", "gelu"])
+def test_elementwise_match_torch(dtype, last, op):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3, 4, 5, 7)) * 4).astype(dtype)
+    x.reshape(-1)[:6] = [0.0, -0.0, 12.0, -12.0, 1e-8, -1e-8]  # the kink, the saturated tails
+    x = channels_last(x) if last else x
+    g = rng.standard_normal(x.shape).astype(dtype)
+    g = channels_last(g) if last else g
+    xc, xt = cl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, yt = getattr(F, op)(xc), getattr(TF, op)(xt)
+    close(y.detach().numpy(), yt, dtype)
+    assert y.dtype == dtype
+    y.backward(cl.tensor(g))
+    yt.backward(torch.tensor(g))
+    close(xc.grad.numpy(), xt.grad, dtype)
+    from convlens.kernels import elementwise
+
+    if op == "relu":
+        assert np.moveaxis(elementwise.relu_backward(g, x), 1, -1).flags.c_contiguous == last  # memory order kept
+
+
+def test_gelu_gradcheck():
+    x = cl.tensor(np.linspace(-5, 5, 41).reshape(1, 41), requires_grad=True)
+    assert gradcheck(F.gelu, [x])

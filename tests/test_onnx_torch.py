@@ -133,3 +133,34 @@ def test_imported_torch_model_fine_tunes_and_checkpoints(tmp_path):
     with cl.no_grad():
         np.testing.assert_array_equal(back(xb).numpy(), model(xb).numpy())
     assert "graph" not in info["architecture"] and "spec" in info["architecture"]
+
+
+@pytest.mark.parametrize("how", ["unfolded", "dynamo"])
+def test_torch_exported_decoder_with_upsampling_and_conv_transpose(how, tmp_path):
+    """A small U-Net-like decoder: ConvTranspose2d, nearest and bilinear Upsample, a skip concat."""
+    torch.manual_seed(2)
+
+    class Decoder(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down = tnn.Conv2d(3, 6, 3, stride=2, padding=1)
+            self.up = tnn.ConvTranspose2d(6, 4, 2, stride=2)
+            self.near = tnn.Upsample(scale_factor=2, mode="nearest")
+            self.bil = tnn.Upsample(scale_factor=0.5, mode="bilinear")
+            self.head = tnn.Conv2d(7, 2, 1)
+
+        def forward(self, x):
+            y = self.up(torch.relu(self.down(x)))
+            y = self.bil(self.near(y))
+            return torch.sigmoid(self.head(torch.cat([y, x], 1)))
+
+    net = Decoder().eval()
+    x = torch.randn(2, 3, 12, 10)
+    with torch.no_grad():
+        want = net(x).numpy()
+    path = tmp_path / "decoder.onnx"
+    _export(net, x[:1], path, how)
+    model = cx.load(path)
+    assert {"ConvTranspose2d", "Upsample", "Concat"} <= {type(m).__name__ for m in model.children()}
+    with cl.no_grad():
+        np.testing.assert_allclose(model(cl.tensor(x.numpy())).numpy(), want, rtol=1e-4, atol=2e-5)

@@ -124,10 +124,10 @@ def test_approximate_indexes_find_the_exact_neighbours(kind, tmp_path):
     assert recall_at_k(back.search(q, 10)[1], exact, 10) >= 0.9
 
 
-def test_auto_switches_to_hnsw_above_the_threshold(monkeypatch):
+def test_auto_switches_to_ivf_above_the_threshold(monkeypatch):
     monkeypatch.setattr(index_module, "EXACT_MAX", 100)
     db, _ = _clustered(150, seed=9)
-    assert FeatureIndex.build(db).config.kind == "hnsw"
+    assert FeatureIndex.build(db).config.kind == "ivf"
     assert FeatureIndex.build(db[:100]).config.kind == "flat"
 
 

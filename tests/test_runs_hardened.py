@@ -291,3 +291,86 @@ def test_readme_resume_example_extends_a_finished_onecycle_run(capsys, tmp_path)
     assert history[2]["lr"] == pytest.approx(lr / 25)  # the new cycle starts from its warm-up, not from ~0
     code, _, err = run_cli(capsys, "train", "--resume", run, "--epochs", "2")
     assert code == 1 and "done 3 epochs already" in error_line(err)
+
+
+def test_ctrl_c_while_convlens_imports_exits_quietly():
+    """Interrupted at several instants of start-up, the command exits 130 with one line; a traceback may
+    only come from Python's own start-up before any convlens code runs."""
+    for delay in (0.3, 0.6, 1.0, 1.5):
+        proc = subprocess.Popen([sys.executable, "-m", "convlens", "summary", "lenet5"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if "Traceback" in err:
+            assert "convlens" not in err, err
+        else:
+            assert proc.returncode in (0, 130), err
+            assert proc.returncode == 0 or err.strip().endswith("convlens: interrupted"), err
+
+
+# ---- 10. the cache: first use said, shown, emptied -------------------------------------------------------
+def test_data_cache_lists_and_clean_empties(capsys, tmp_path):
+    import tarfile
+
+    folder = make_folder(tmp_path / "ds" / "train", n=12)
+    make_folder(tmp_path / "ds" / "test", n=6)
+    archive = tmp_path / "ds.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(folder.parent, arcname="ds")
+    code, out, err = run_cli(capsys, "data", "info", archive)
+    assert code == 0 and "first use of ds.tar.gz: extracting and decoding it into the cache" in err
+    code, _, err = run_cli(capsys, "data", "info", archive)
+    assert code == 0 and "first use" not in err  # said once
+    code, out, _ = run_cli(capsys, "data", "cache")
+    assert code == 0 and "extracted/" in out and "imagefolder/" in out and "total" in out
+    code, out, _ = run_cli(capsys, "data", "clean", "--dry-run")
+    assert code == 0 and "would remove" in out and (tmp_path / "cache" / "extracted").is_dir()
+    code, out, _ = run_cli(capsys, "data", "clean")
+    assert code == 0 and "freed" in out
+    assert not (tmp_path / "cache" / "extracted").exists() and not (tmp_path / "cache" / "imagefolder").exists()
+    assert archive.is_file() and folder.is_dir()  # the user's own files are never touched
+
+
+# ---- rough edges -----------------------------------------------------------------------------------------
+def test_photo_folders_train_with_size_and_every_bad_image_is_named(capsys, tmp_path, spec):
+    folder = make_folder(tmp_path / "photos", n=30)
+    for i in range(3):  # other sizes, as real photos are
+        Image.new("RGB", (20 + i, 17)).save(folder / "hbar" / f"big{i}.png")
+    for i in range(25):
+        (folder / "vbar" / f"broken{i:02d}.png").write_bytes(b"not an image")
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--model", spec, "--dataset", folder, *TRAIN, "--out", run)
+    line = error_line(err)
+    assert code == 1 and "28 of 58 image files cannot be used" in line and "; and 8 more" in line
+    assert "vbar/broken00.png (not a readable image (UnidentifiedImageError: cannot identify image file))" in line
+    assert "--skip-bad" in line and "--size HxW" in line and "size=" not in line
+    code, _, err = run_cli(capsys, "train", "--model", spec, "--dataset", folder, *TRAIN, "--out", run,
+                           "--size", "12", "--skip-bad")
+    assert code == 0, err
+    assert json.loads((run / "last.json").read_text())["recipe"]["size"] == [12, 12]
+    code, _, err = run_cli(capsys, "train", "--model", spec, "--dataset", folder, "--size", "0x5")
+    assert code == 2 and "--size" in err
+
+
+def test_an_impossible_layer_is_refused_before_allocating(capsys, tmp_path):
+    spec = tmp_path / "huge.json"
+    spec.write_text(json.dumps({"input_shape": [1, 28, 28], "layers": [{"type": "fc", "units": 100_000_000}]}))
+    code, _, err = run_cli(capsys, "summary", spec)
+    line = error_line(err)
+    assert code == 1 and "spec layer 1 (fc): 78,500,000,000 parameters would need" in line and "GB" in line
+    assert "internal error" not in line and "MemoryError" not in line
+
+
+def test_bench_takes_debug_and_the_spec_comments_commands_run(capsys):
+    code, out, _ = run_cli(capsys, "bench", "--debug", "--help")
+    assert code == 0 and "usage: convlens bench" in out
+    spec = Path(__file__).parents[1] / "examples" / "specs" / "lenet5.toml"
+    commands = [line.split("#", 1)[1].split() for line in spec.read_text().splitlines()
+                if line.startswith("#") and line[1:].strip().startswith("convlens ")]
+    assert commands
+    for words in commands:
+        assert words[0] == "convlens"
+        args = [str(spec) if w.endswith("lenet5.toml") else w for w in words[1:]]
+        code, out, err = run_cli(capsys, *args)
+        assert code == 0, (words, err)

@@ -94,3 +94,13 @@ def test_scenes_arrays_checked():
     with pytest.raises(DataError, match="inconsistent"):
         Scenes(np.zeros((2, 1, 8, 8), np.uint8), np.zeros((2, 8, 8), np.uint8), np.zeros((3, 4)),
                np.zeros(3, np.int64), np.array([0, 1, 2]), ["0"])
+
+
+def test_boxes_outside_the_image_and_bad_labels_are_refused():
+    args = (np.zeros((1, 1, 8, 8), np.uint8), np.zeros((1, 8, 8), np.uint8))
+    with pytest.raises(DataError, match=r"box 0 \(scene 0\) is \[2.0, 1.0, 9.0, 5.0\].*inside the 8x8 image"):
+        Scenes(*args, np.array([[2, 1, 9, 5]], np.float32), np.array([1]), np.array([0, 1]), ["0"])
+    with pytest.raises(DataError, match="x1 < x2"):
+        Scenes(*args, np.array([[4, 1, 4, 5]], np.float32), np.array([1]), np.array([0, 1]), ["0"])
+    with pytest.raises(DataError, match="1 \\+ class"):
+        Scenes(*args, np.array([[1, 1, 4, 5]], np.float32), np.array([0]), np.array([0, 1]), ["0"])

@@ -82,6 +82,11 @@ def load_dataset(name: str, data_dir=None, train: bool = True, input_shape=None,
     if not path.exists():
         raise CLIError(f"unknown data set {name!r}: expected {', '.join(NAMED_DATASETS)}, a folder of class "
                        "folders, or a .tar.gz of one")
+    from convlens.data.archive import extracted_path, is_archive
+
+    if path.is_file() and is_archive(path) and not extracted_path(path).is_dir():
+        eprint(f"convlens: first use of {path.name}: extracting and decoding it into the cache (once; "
+               "'convlens data cache' shows the cache, 'convlens data clean' empties it)")
     kwargs = {"skip_bad": True} if skip_bad else {}
     if input_shape is not None:
         kwargs.update(size=tuple(input_shape[1:]), grayscale=input_shape[0] == 1)

@@ -169,7 +169,7 @@ def draw_result(pixels: np.ndarray, result: dict, classes: list[str], scale: int
         for b, s, lab in zip(result["boxes"], result["scores"], result["labels"]):
             col = tuple(int(v) for v in PALETTE[int(lab) % len(PALETTE)])
             x1, y1, x2, y2 = (float(v) * scale for v in b)
-            d.rectangle([x1, y1, x2 - 1, y2 - 1], outline=col, width=max(1, scale // 2))
+            d.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=col, width=max(1, scale // 2))
             name = classes[int(lab) - 1] if 0 < int(lab) <= len(classes) else str(int(lab))
             d.text((x1 + 1, max(0, y1 - 11)), f"{name} {float(s):.2f}", fill=col)
     return im

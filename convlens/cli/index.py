@@ -12,7 +12,7 @@ def register(sub, parent) -> None:
         "index", parents=[parent], help="index a data set's images by CNN features (for convlens search)",
         description="Compute every image's features at one layer of a trained network and store them in a "
                     "faiss index (index.faiss) with their ids, labels and provenance (index.json). Exact "
-                    "inner-product search up to 200,000 images, an HNSW graph above (--kind to choose).",
+                    "inner-product search up to 200,000 images, an IVF index above (--kind to choose).",
     )
     p.add_argument("checkpoint", metavar="RUN",
                    help=f"a run directory or .safetensors file, or '{SHIPPED}' (the checkpoint shipped with convlens)")
@@ -26,6 +26,8 @@ def register(sub, parent) -> None:
     p.add_argument("--out", default="index", metavar="DIR", help="index folder to write (default ./index)")
     p.add_argument("--kind", choices=("auto", "flat", "hnsw", "ivf"), default="auto",
                    help="flat: exact; hnsw/ivf: approximate; auto: flat up to 200,000 vectors (default)")
+    p.add_argument("--nprobe", type=int, default=32, metavar="N", help="IVF: cells visited per query (default 32)")
+    p.add_argument("--ef-search", type=int, default=64, metavar="N", help="HNSW: candidates per query (default 64)")
     p.add_argument("--metric", choices=("cosine", "l2"), default="cosine", help="similarity (default cosine)")
     p.add_argument("--limit", type=int, metavar="N", help="index only the first N images")
     p.add_argument("--batch-size", type=int, default=256, metavar="N")
@@ -67,8 +69,9 @@ def run(args) -> int:
     ds = load_dataset(dataset, data_dir, train=args.split == "train", input_shape=shape)
     if tuple(ds.shape) != shape:
         raise CLIError(f"{dataset}: images are (C, H, W) = {tuple(ds.shape)}, but the model takes {shape}")
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
+    for opt in ("batch_size", "nprobe", "ef_search"):
+        if getattr(args, opt) < 1:
+            raise CLIError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
     if args.limit is not None:
         if args.limit < 1:
             raise CLIError(f"--limit must be >= 1, got {args.limit}")
@@ -79,7 +82,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     index = build_index(ckpt, ds, args.layer, dataset_name=source["dataset"], split=args.split,
                         batch_size=args.batch_size, progress=None, meta={"data_dir": source["data_dir"]},
-                        kind=args.kind, metric=args.metric)
+                        kind=args.kind, metric=args.metric, nprobe=args.nprobe, ef_search=args.ef_search)
     seconds = time.perf_counter() - t0
     folder = index.save(args.out)
     report = {"index": str(folder), "count": index.ntotal, "dim": index.dim, "kind": index.config.kind,

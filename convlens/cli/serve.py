@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "./data and ../shared/data; --data-root none searches nothing)")
     p.add_argument("--runs-dir", default=str(Path("runs") / "web"), metavar="DIR",
                    help="where 'save checkpoint' writes (default ./runs/web)")
+    p.add_argument("--dense", action="append", default=[], metavar="RUN_DIR",
+                   help="a segmentation or detection checkpoint for the Detect & Segment page (repeatable)")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -77,7 +79,7 @@ def run_raw(argv: list[str]) -> int:
     hosts = ["*"] if wildcard else ["127.0.0.1", "localhost", "::1", args.host]
     roots = None if args.data_root is None else [r for r in args.data_root if r.lower() != "none"]
     app = create_app(checkpoint=args.checkpoint, data=data, runs_dir=args.runs_dir, allowed_hosts=hosts,
-                     data_roots=roots)
+                     data_roots=roots, dense=args.dense or None)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     shown = "127.0.0.1" if wildcard else args.host

@@ -205,7 +205,7 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         if change:
             raise CLIError(f"{recipe.dataset}: not the data this run trained on ({change}); resume with the "
                            f"original data (--dataset PATH, --data-dir DIR if it moved) or start a new run")
-    test = load_dataset(recipe.dataset, data_dir, train=False, input_shape=shape)
+    test = load_dataset(recipe.dataset, data_dir, train=False, input_shape=shape, skip_bad=args.skip_bad)
     has_test = separate_test_set(full, test)
     try:
         train_ds, val_ds, mean, std = recipe.split_data(full)

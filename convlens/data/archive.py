@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from .cache import cache_dir, file_key, stat_key
 from .errors import DataError
 
-__all__ = ["extract_tar", "is_archive"]
+__all__ = ["extract_tar", "is_archive", "extracted_path"]
 
 
 def is_archive(path: Path) -> bool:
@@ -32,6 +32,12 @@ def _check_member(archive: Path, m: tarfile.TarInfo) -> None:
     if not (m.isfile() or m.isdir()):
         raise DataError(f"{archive}: refusing member {m.name!r}: expected files and folders only, found a link "
                         "or special file")
+
+
+def extracted_path(archive) -> Path:
+    """Where `extract_tar` puts (or has put) ``archive``: keyed by its path, size and mtime."""
+    archive = Path(archive).expanduser()
+    return cache_dir("extracted", create=False) / f"{archive.name.split('.')[0]}-{file_key(stat_key(archive))}"
 
 
 def extract_tar(archive, progress: bool | None = None) -> Path:

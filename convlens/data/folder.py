@@ -147,6 +147,11 @@ class ImageFolder(ArrayDataset):
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
 
+    def _brief(self, rel: str, e: DataError) -> str:
+        """``class/file.png (what is wrong)`` for the list of bad files: the message without its path."""
+        text = str(e).replace(f"{self.root / rel}: ", "").replace(f" '{self.root / rel}'", "")
+        return f"{rel} ({text})"
+
     def _decode(self, items, skip_bad, workers, progress):
         n = len(items)
         ok = np.ones(n, dtype=bool)
@@ -161,7 +166,7 @@ class ImageFolder(ArrayDataset):
             except DataError as e:
                 ok[i] = False
                 skipped.append(rel)
-                errors.append(str(e))
+                errors.append(self._brief(rel, e))
         if first is None:
             raise DataError(f"{self.root}: none of the {n} image files could be read"
                             + (f" (e.g. {errors[0]})" if errors else ""))
@@ -185,7 +190,7 @@ class ImageFolder(ArrayDataset):
                     ok[i] = False
                     with lock:
                         skipped.append(rel)
-                        errors.append(str(e))
+                        errors.append(self._brief(rel, e))
                     continue
                 out[i] = arr[None] if c == 1 else arr.transpose(2, 0, 1)
             return b - a

@@ -282,6 +282,19 @@ def _check_scene_arrays(ds: Scenes) -> None:
         raise DataError(f"{ds._name}: inconsistent scene arrays: images {ds.images.shape}, instances "
                         f"{ds.instances.shape}, boxes {ds.boxes.shape}, labels {ds.box_labels.shape}, "
                         f"offsets {ds.offsets.shape}")
+    h, w = ds.images.shape[2:]
+    b = ds.boxes
+    bad = np.nonzero((b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > w) | (b[:, 3] > h) | (b[:, 2] <= b[:, 0])
+                     | (b[:, 3] <= b[:, 1]))[0]
+    if len(bad):
+        k = int(bad[0])
+        scene = int(np.searchsorted(ds.offsets, k, side="right") - 1)
+        raise DataError(f"{ds._name}: box {k} (scene {scene}) is {b[k].tolist()}: expected x1 < x2 <= {w} and "
+                        f"y1 < y2 <= {h} with x1, y1 >= 0 (inside the {w}x{h} image)")
+    labels = ds.box_labels
+    if len(labels) and (labels.min() < 1 or labels.max() > len(ds.classes)):
+        raise DataError(f"{ds._name}: box labels must be 1..{len(ds.classes)} (1 + class; 0 is background), "
+                        f"found {labels.min()}..{labels.max()}")
 
 
 # ---- named sets and the cache ------------------------------------------------------------------------

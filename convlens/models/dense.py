@@ -88,7 +88,8 @@ class Decoder(nn.Module):
 
 
 class UNetSmall(nn.Module):
-    """A small U-Net: per-pixel logits for background + ``num_classes`` classes.
+    """A small U-Net: per-pixel logits for background + ``num_classes`` classes, plus FCN's coarse
+    score (1×1 conv on the deepest map, nearest-upsampled) added to them.
 
     Shape:
         (N, in_channels, H, W) → (N, num_classes + 1, H, W), any H, W (padded to a multiple of
@@ -103,10 +104,18 @@ class UNetSmall(nn.Module):
         self.encoder = Encoder(in_channels, self.widths)
         self.decoder = Decoder(self.widths, 0)
         self.head = nn.Conv2d(self.widths[0], num_classes + 1, 1)
+        # FCN's coarse score layer: class logits from the deepest map, upsampled and added to the head's.
+        # It gives the digit's identity a short gradient path (without it, 675 steps learned only
+        # foreground vs background: every digit pixel got the same guessed class).
+        self.coarse_head = nn.Conv2d(self.widths[-1], num_classes + 1, 1)
 
     def forward(self, x):
         x, (h, w) = pad_to_multiple(x, 2 ** (len(self.widths) - 1))
-        out = self.head(self.decoder(self.encoder(x)))
+        feats = self.encoder(x)
+        coarse = self.coarse_head(feats[-1])
+        for _ in range(len(self.widths) - 1):
+            coarse = upsample2(coarse)
+        out = self.head(self.decoder(feats)) + coarse
         return out if tuple(out.shape[-2:]) == (h, w) else out[:, :, :h, :w]
 
 
@@ -168,7 +177,7 @@ def decode_centernet(output, num_classes: int, stride: int, k: int = 20, score_t
         cls, rest = np.divmod(idx, h * w)
         ys, xs = np.divmod(rest, w)
         scores = flat[i, idx]
-        bw, bh = out[i, c, ys, xs], out[i, c + 1, ys, xs]
+        bw, bh = np.maximum(out[i, c, ys, xs], 0), np.maximum(out[i, c + 1, ys, xs], 0)  # a size is >= 0
         cx, cy = xs + out[i, c + 2, ys, xs], ys + out[i, c + 3, ys, xs]
         boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1) * stride
         if image_size is not None:

@@ -285,21 +285,10 @@ class Constant(Module):
         return f"shape={tuple(self.value.shape)}"
 
 
-_erf_kernel = None
-
-
 def _erf(x: np.ndarray) -> np.ndarray:
-    """math.erf element-wise, compiled once by numba (NumPy has no erf)."""
-    global _erf_kernel
-    if _erf_kernel is None:
-        import numba
+    from convlens.kernels.special import erf  # math.erf compiled by numba (NumPy has no erf)
 
-        @numba.vectorize(["float32(float32)", "float64(float64)"], cache=False)
-        def kernel(v):
-            return math.erf(v)
-
-        _erf_kernel = kernel
-    return _erf_kernel(x)
+    return erf(x)
 
 
 class _ErfFn(Function):

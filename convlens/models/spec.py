@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import tomllib
 from pathlib import Path
 
@@ -270,6 +271,7 @@ def _plan(layers, input_shape: tuple, start: int = 0, first_layer: int = 1, used
     planned, shape = [], input_shape
     for i, layer in enumerate(layers, first_layer):
         mods, shape, kind = _plan_layer(i, layer, shape)
+        _check_size(i, kind, mods, shape)
         name = layer.get("name")
         if name is not None and (not isinstance(name, str) or not name.isidentifier()):
             raise SpecError(f"{_where(i, kind)}: 'name' must be an identifier (letters, digits, _), got {name!r}")
@@ -283,6 +285,37 @@ def _plan(layers, input_shape: tuple, start: int = 0, first_layer: int = 1, used
             used[mod_name] = i
             planned.append((mod_name, cls, kwargs, i))
     return planned, shape
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on every platform
+        return 8 * 2**30
+
+
+def _check_size(i: int, kind: str, mods, out_shape) -> None:
+    """Refuse, before anything is allocated, a layer whose weights (float32, with their gradient and two
+    optimizer buffers: 16 bytes a parameter) or per-image output could not fit in this machine's memory:
+    ``fc units=1e8`` said "internal error (MemoryError)" after trying to allocate 300 GB."""
+    params = 0
+    for _, cls, kw in mods:
+        if cls == "Linear":
+            params += kw["in_features"] * kw["out_features"] + (kw["out_features"] if kw["bias"] else 0)
+        elif cls.startswith("Conv"):
+            k = kw["kernel_size"]
+            taps = math.prod(k) if isinstance(k, tuple) else k ** int(cls[4])
+            params += kw["out_channels"] * (kw["in_channels"] // kw["groups"]) * taps + (
+                kw["out_channels"] if kw["bias"] else 0)
+    memory = _physical_memory()
+    if params * 16 > memory:
+        raise SpecError(f"{_where(i, kind)}: {params:,} parameters would need {params * 16 / 1e9:,.1f} GB to train "
+                        f"(weights, gradients, optimizer state), this machine has {memory / 1e9:.1f} GB; use fewer "
+                        "units/filters or a smaller input")
+    values = math.prod(out_shape)
+    if values * 4 > memory // 4:
+        raise SpecError(f"{_where(i, kind)}: its output of shape {tuple(out_shape)} is {values * 4 / 1e9:,.1f} GB per "
+                        f"image, more than this machine's {memory / 1e9:.1f} GB allow")
 
 
 # ---- loading and building -------------------------------------------------------------------------------

@@ -340,6 +340,25 @@ def _constant(b, m, xs, shapes, name):
     return b.init(f"{name}.value", m.value)
 
 
+def _upsample(b, m, xs, shapes, name):
+    """Upsample → Resize to the static output size (the batch axis stays free)."""
+    mode, ac = m.mode, bool(m.align_corners)
+    if mode == "nearest":
+        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    elif mode in ("linear", "bilinear", "trilinear", "bicubic"):
+        attrs = dict(mode="cubic" if mode == "bicubic" else "linear",
+                     coordinate_transformation_mode="align_corners" if ac else "half_pixel")
+        if mode == "bicubic":
+            attrs["cubic_coeff_a"] = -0.75  # torch's bicubic kernel
+    else:
+        raise ONNXExportError(f"layer {name!r} (Upsample): mode {mode!r} has no exact ONNX Resize form")
+    out = m.output_shape(shapes[0])
+    # sizes = (N, C) of the input ++ the static output size (float scales would round 5·1.8 down to 8)
+    lead = b.node("Shape", [xs[0]], name, start=0, end=2)
+    sizes = b.node("Concat", [lead, b.ints(f"{name}_size", out[1:])], name, axis=0)
+    return b.node("Resize", [xs[0], "", "", sizes], name, **attrs)
+
+
 def _identity(b, m, xs, shapes, name):
     return b.node("Identity", xs, name)
 
@@ -357,7 +376,7 @@ _CONVERTERS = {
     "ReLU6": _clip(lambda m: 0.0, lambda m: 6.0), "Hardtanh": _clip(lambda m: m.min_val, lambda m: m.max_val),
     "LogSoftmax": _softmax("LogSoftmax"), "Softmax": _softmax("Softmax"),
     "LayerNorm": _layernorm, "GroupNorm": _groupnorm, "_InstanceNorm": _instancenorm, "LocalResponseNorm": _lrn,
-    "Identity": _identity, "Dropout": _identity, "Dropout1d": _identity, "Dropout2d": _identity,
+    "Upsample": _upsample, "Identity": _identity, "Dropout": _identity, "Dropout1d": _identity, "Dropout2d": _identity,
     "Dropout3d": _identity,
     "Add": _binary("Add"), "Sub": _binary("Sub"), "Mul": _binary("Mul"), "Div": _binary("Div"), "Concat": _concat,
     "MatMul": _binary("MatMul"), "Reshape": _reshape, "Pad": _graph_pad, "Slice": _slice, "Constant": _constant,

@@ -527,6 +527,43 @@ def _pad(ctx):
     ctx.add("pad", [x], {"pad": _torch_pad(pairs), "mode": mode, "value": value})
 
 
+def _resize(ctx):
+    """Resize → Upsample where the two agree: nearest (asymmetric, floor) as torch's "nearest"; linear
+    and cubic (a = −0.75) with half_pixel / pytorch_half_pixel or align_corners coordinates."""
+    x = ctx.inputs()[0]
+    shape = ctx.shape(x)
+    d = len(shape) - 1
+    mode = ctx.attr("mode", "nearest")
+    ctm = ctx.attr("coordinate_transformation_mode", "half_pixel")
+    if ctx.opset < 11:
+        raise ctx.unsupported("Resize before opset 11 is not supported")
+    if ctx.has(3):
+        sizes = [int(v) for v in ctx.const(ctx.inputs()[3], "sizes").reshape(-1)][-d:]
+    elif ctx.has(2):
+        scales = [float(v) for v in ctx.const(ctx.inputs()[2], "scales").reshape(-1)]
+        if scales[:2] != [1.0, 1.0]:
+            raise ctx.unsupported(f"Resize with scales {scales} changes the batch or channel axis")
+        sizes = [int(math.floor(n * f)) for n, f in zip(shape[1:], scales[2:])]
+    else:
+        raise ctx.unsupported("Resize without scales or sizes")
+    if mode == "nearest":
+        if ctm != "asymmetric" or ctx.attr("nearest_mode", "round_prefer_floor") != "floor":
+            raise ctx.unsupported(f"Resize nearest with {ctm} coordinates and nearest_mode="
+                                  f"{ctx.attr('nearest_mode', 'round_prefer_floor')} (convlens's nearest is "
+                                  "asymmetric + floor, as torch's)")
+        args = {"size": sizes, "mode": "nearest"}
+    elif mode in ("linear", "cubic"):
+        if ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+            raise ctx.unsupported(f"Resize {mode} with {ctm} coordinates is not supported")
+        if mode == "cubic" and abs(float(ctx.attr("cubic_coeff_a", -0.75)) + 0.75) > 1e-6:
+            raise ctx.unsupported("Resize cubic with cubic_coeff_a other than −0.75 (torch's bicubic)")
+        name = "bicubic" if mode == "cubic" else {1: "linear", 2: "bilinear", 3: "trilinear"}[d]
+        args = {"size": sizes, "mode": name, "align_corners": ctm == "align_corners"}
+    else:
+        raise ctx.unsupported(f"Resize mode {mode!r}")
+    ctx.add("module", [x], {"class": "Upsample", "args": args})
+
+
 def _lrn(ctx):
     args = {"size": int(ctx.attr("size")), "alpha": float(ctx.attr("alpha", 1e-4)),
             "beta": float(ctx.attr("beta", 0.75)), "k": float(ctx.attr("bias", 1.0))}
@@ -573,5 +610,5 @@ CONVERTERS = {
     "Div": _binary("Div"), "Neg": _neg, "Concat": _concat, "Flatten": _flatten, "Reshape": _reshape, "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze, "Shape": _shape, "Gather": _gather, "Slice": _slice, "Cast": _cast, "Pad": _pad,
     "Dropout": _dropout, "Identity": _identity, "Constant": _constant, "ConstantOfShape": _constant_of_shape,
-    "LRN": _lrn, "InstanceNormalization": _instancenorm, "LayerNormalization": _layernorm,
+    "Resize": _resize, "LRN": _lrn, "InstanceNormalization": _instancenorm, "LayerNormalization": _layernorm,
 }

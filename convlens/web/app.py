@@ -30,6 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from convlens.web import api, api_models, api_train, search
+from convlens.web import dense as dense_api
 from convlens.web.http import JSONResponse
 from convlens.web.images import HTTPError, Limits
 from convlens.web.jobs import JobManager
@@ -59,6 +60,7 @@ PAGES = {
     "/shift": ("shift", "Shift: equivariance and invariance", "shift.js", "Shift"),
 }
 PAGES["/search"] = ("search", "Search", "search.js")  # retrieval by CNN features (convlens.web.search)
+PAGES["/detect"] = ("dense", "Detect & Segment", "dense.js")  # boxes and masks (convlens.web.dense)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -240,7 +242,7 @@ async def _unexpected(request: Request, exc: Exception):
 
 def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_upload_bytes: int = 5 * 1024 * 1024,
                max_image_side: int = 4096, allowed_hosts=None, snapshot_interval: float = 0.75, data_roots=None,
-               assets=None) -> Starlette:
+               assets=None, dense=None) -> Starlette:
     """The web app.
 
     Args:
@@ -259,6 +261,8 @@ def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_
             ``[]`` searches nothing.
         assets: the folder of shipped checkpoints (default ``convlens/assets``: ``lenet5-mnist-mini``,
             and ``convnetjs-cifar10`` when present), offered on every page's model menu.
+        dense: segmentation / detection checkpoints for the Detect & Segment page (a list of run
+            directories or files, or a dict name → checkpoint).
     """
     web = WebState(checkpoint, data, runs_dir, Limits(int(max_upload_bytes), int(max_image_side)), snapshot_interval,
                    data_roots, assets)
@@ -272,10 +276,12 @@ def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_
     routes = [Route(path, _page(*page), methods=["GET"]) for path, page in PAGES.items()]
     routes += api.routes + api_models.routes + api_train.routes
     routes += search.routes
+    routes += dense_api.routes
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     hosts = list(LOCAL_HOSTS) if allowed_hosts is None else list(allowed_hosts)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Guard, allowed_hosts=hosts)],
                     exception_handlers={HTTPError: _http_error, HTTPException: _starlette_error,
                                         Exception: _unexpected})
+    web.dense = dense_api.DenseModels(dense)
     app.state.web = web
     return app
