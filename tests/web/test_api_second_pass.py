@@ -145,6 +145,8 @@ def test_unknown_page_is_an_html_404(client):
 
 
 def test_page_registry_builds_the_navigation(client):
+    from html import escape
+
     from convlens.web.app import PAGES
 
     html = client.get("/").text
@@ -152,7 +154,7 @@ def test_page_registry_builds_the_navigation(client):
         assert client.get(path).status_code == 200
         if path != "/":
             label = page[3] if len(page) > 3 else page[1]
-            assert f'<a href="{path}">{label}</a>' in html
+            assert f'<a href="{path}">{escape(label)}</a>' in html
     assert "shift.js" in client.get("/shift").text
 
 
