@@ -7,7 +7,7 @@ A NumPy engine with PyTorch's names and conventions (``convlens.tensor``, ``conv
 
 import sys as _sys
 
-from convlens import return_types
+from convlens import _cli_start, return_types  # noqa: F401 - _cli_start first: see its docstring
 from convlens.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from convlens.devices import accelerator, backends, cuda, device
 from convlens.functions import max, maximum, min, minimum

@@ -2,8 +2,9 @@
 
     python benchmarks/train_bench.py          # or: convlens bench
 
-For each case both sides train the same network (built from one layer spec) on the same random
-float32 data with SGD + momentum: forward, backward, step. Timings alternate A B A B after a warm-up,
+For each case both sides train the same network (one builder function called with convlens.nn and
+with torch.nn, weights copied) on the same random float32 data with SGD + momentum, in the loop users
+write: zero_grad, model(x), cross_entropy, backward, step. Timings alternate A B A B after a warm-up,
 and the median of the repeats is reported with the ratio convlens / PyTorch, convlens's achieved
 GFLOP/s (3 × forward FLOPs per image: forward, input gradient, weight gradient) and its fraction of the
 matmul peak measured in the same run. PyTorch is imported here only: it is a benchmark oracle.
@@ -24,96 +25,121 @@ from dataclasses import dataclass
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
+def lenet5(nn):
+    """A: LeNet-5 as in the model zoo (ReLU, average pooling, 28×28 input padded by 2)."""
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                         nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(), nn.Linear(120, 84),
+                         nn.ReLU(), nn.Linear(84, 10))
+
+
+def convnetjs(nn):
+    """B: ConvNetJS's CIFAR-10 demo net."""
+    layers, c = [], 3
+    for k in (16, 20, 20):
+        layers += [nn.Conv2d(c, k, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
+        c = k
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(320, 10))
+
+
+def vgg(nn):
+    """C: VGG-style, two 3×3 convs per stage, 32 / 64 / 128 channels."""
+    layers, c = [], 3
+    for k in (32, 64, 128):
+        layers += [nn.Conv2d(c, k, 3, padding=1), nn.ReLU(), nn.Conv2d(k, k, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        c = k
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128 * 16, 10))
+
+
+def airbench(nn):
+    """D: airbench-style CIFAR-10 net: 2×2 conv to 24 channels, three blocks of conv 3×3 → max pool 2 →
+    BN → GELU → conv 3×3 → BN → GELU (64, 256, 256 channels), global max pool, linear."""
+    layers, c = [nn.Conv2d(3, 24, 2), nn.BatchNorm2d(24), nn.GELU()], 24
+    for k in (64, 256, 256):
+        layers += [nn.Conv2d(c, k, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(k), nn.GELU(),
+                   nn.Conv2d(k, k, 3, padding=1, bias=False), nn.BatchNorm2d(k), nn.GELU()]
+        c = k
+    return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(256, 10, bias=False))
+
+
+def speech1d(nn):
+    """E: 1-D, speech-like: conv1d(1→32, k=80, stride 4) → BN → ReLU → max pool 4, three conv1d(k=3)
+    blocks (32, 64, 64) with BN, ReLU, max pool 4, global average pool, linear 35."""
+    layers, c = [nn.Conv1d(1, 32, 80, stride=4), nn.BatchNorm1d(32), nn.ReLU(), nn.MaxPool1d(4)], 32
+    for k in (32, 64, 64):
+        layers += [nn.Conv1d(c, k, 3, padding=1), nn.BatchNorm1d(k), nn.ReLU(), nn.MaxPool1d(4)]
+        c = k
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(64, 35))
+
+
+def video3d(nn):
+    """F: 3-D, video-like: three conv3d(k=3, padding 1) blocks (32, 64, 128) with ReLU and max pool 2,
+    global average pool, linear 10."""
+    layers, c = [], 3
+    for k in (32, 64, 128):
+        layers += [nn.Conv3d(c, k, 3, padding=1), nn.ReLU(), nn.MaxPool3d(2)]
+        c = k
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(128, 10))
+
+
 @dataclass
 class Case:
     name: str
-    model: str  # a zoo name, or "vgg" for the VGG-style net of case C
+    build: object  # build(nn) -> nn.Sequential, called with convlens.nn and with torch.nn
     input_shape: tuple
     batch: int
+    classes: int = 10
+    repeats: int | None = None  # fewer timed blocks for the slow cases (default: --repeats)
 
 
 CASES = [
-    Case("A LeNet-5", "lenet5", (1, 28, 28), 64),
-    Case("A LeNet-5", "lenet5", (1, 28, 28), 256),
-    Case("B ConvNetJS CIFAR-10", "convnetjs-cifar10", (3, 32, 32), 64),
-    Case("B ConvNetJS CIFAR-10", "convnetjs-cifar10", (3, 32, 32), 256),
-    Case("C VGG-style", "vgg", (3, 32, 32), 128),
+    Case("A LeNet-5", lenet5, (1, 28, 28), 64),
+    Case("A LeNet-5", lenet5, (1, 28, 28), 256),
+    Case("B ConvNetJS CIFAR-10", convnetjs, (3, 32, 32), 64),
+    Case("B ConvNetJS CIFAR-10", convnetjs, (3, 32, 32), 256),
+    Case("C VGG-style", vgg, (3, 32, 32), 128),
+    Case("D airbench-style BN", airbench, (3, 32, 32), 512, repeats=3),
+    Case("E 1-D speech", speech1d, (1, 8000), 64, classes=35),
+    Case("F 3-D video", video3d, (3, 16, 64, 64), 8, repeats=3),
 ]
-
-VGG_SPEC = {
-    "input_shape": [3, 32, 32],
-    "layers": [
-        {"type": "conv", "filters": 32, "size": 3, "pad": 1, "activation": "relu"},
-        {"type": "conv", "filters": 32, "size": 3, "pad": 1, "activation": "relu"},
-        {"type": "pool", "kind": "max", "size": 2},
-        {"type": "conv", "filters": 64, "size": 3, "pad": 1, "activation": "relu"},
-        {"type": "conv", "filters": 64, "size": 3, "pad": 1, "activation": "relu"},
-        {"type": "pool", "kind": "max", "size": 2},
-        {"type": "conv", "filters": 128, "size": 3, "pad": 1, "activation": "relu"},
-        {"type": "conv", "filters": 128, "size": 3, "pad": 1, "activation": "relu"},
-        {"type": "pool", "kind": "max", "size": 2},
-        {"type": "fc", "units": 10},
-    ],
-}
+LATENCY = (0, 2, 5)  # single-image inference for A, B and D
 
 
 def build_convlens(case: Case):
-    from convlens import models
+    from convlens import nn
 
-    if case.model == "vgg":
-        return models.from_spec(VGG_SPEC)
-    return models.get_model(case.model)
+    return case.build(nn)
 
 
-def build_torch(model, input_shape):
-    """The same architecture in torch.nn, from convlens's layers (weights copied so both start equal)."""
+def build_torch(model, case: Case):
+    """The same network in torch.nn, from the same builder, with convlens's weights copied in."""
     import numpy as np
     import torch
 
-    from convlens import nn
-
-    layers = []
-    for m in model.modules():
-        if isinstance(m, nn.Sequential) or m is model:
-            continue
-        kind = type(m).__name__
-        if kind.startswith("Conv"):
-            t = getattr(torch.nn, kind)(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                                        m.dilation, m.groups, m.bias is not None, m.padding_mode)
-        elif kind == "Linear":
-            t = torch.nn.Linear(m.in_features, m.out_features, m.bias is not None)
-        elif kind.startswith(("MaxPool", "AvgPool")):
-            t = getattr(torch.nn, kind)(m.kernel_size, m.stride, m.padding)
-        elif kind == "Flatten":
-            t = torch.nn.Flatten(m.start_dim, m.end_dim)
-        elif kind in ("ReLU", "Tanh", "Sigmoid", "Identity"):
-            t = getattr(torch.nn, kind)()
-        else:
-            raise ValueError(f"bench: no torch twin for layer {kind}")
-        layers.append(t)
-    net = torch.nn.Sequential(*layers)
-    state = {k: torch.from_numpy(np.array(v)) for k, v in zip(net.state_dict(), model.state_dict().values())}
+    net = case.build(torch.nn)
+    ours = model.state_dict()
+    state = {}
+    for key, value in net.state_dict().items():
+        state[key] = torch.from_numpy(np.array(ours[key])).to(value.dtype).reshape(value.shape)
     net.load_state_dict(state)
     return net
 
 
 def forward_flops(model, input_shape) -> int:
-    """Multiply-adds × 2 of one image's forward pass through conv and linear layers."""
+    """Multiply-adds × 2 of one image's forward pass through the conv and linear layers."""
     import numpy as np
 
-    from convlens import nn
+    import convlens
 
-    flops, shape = 0, tuple(input_shape)
-    for m in model.modules():
-        if isinstance(m, nn.Sequential) or m is model or not hasattr(m, "output_shape"):
-            continue
-        out = m.output_shape(shape)
-        if type(m).__name__.startswith("Conv"):
-            per_output = (m.in_channels // m.groups) * int(np.prod(m.kernel_size))
-            flops += 2 * per_output * int(np.prod(out))
-        elif type(m).__name__ == "Linear":
-            flops += 2 * m.in_features * m.out_features
-        shape = out
+    flops = 0
+    x = convlens.zeros((1, *input_shape))
+    with convlens.no_grad():
+        for m in model:  # a flat Sequential
+            x = m(x)
+            kind = type(m).__name__
+            if kind.startswith("Conv"):
+                flops += 2 * (m.in_channels // m.groups) * int(np.prod(m.kernel_size)) * x.numel()
+            elif kind == "Linear":
+                flops += 2 * m.in_features * m.out_features
     return flops
 
 
@@ -132,8 +158,21 @@ def matmul_peak(threads: int) -> float:
 
 
 def _convlens_step(model, opt, x, y):
-    """The step `convlens.train.fit` takes: forward + backward in batch slices on the threads (when the
-    batch is big enough, see train/data_parallel.py), then the optimizer."""
+    """The loop users write (README, tutorials): zero_grad, forward, loss, backward, step."""
+    import convlens.nn.functional as F
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _sliced_step(model, opt, x, y):
+    """The step `convlens.train.fit` takes where it applies: forward + backward in batch slices, one per
+    thread (train/data_parallel.py), then the optimizer. Reported as an extra row only."""
     import convlens.nn.functional as F
     from convlens.train.data_parallel import SlicedStep
 
@@ -165,16 +204,27 @@ def _torch_step(net, opt, x, y):
 SETTLE_SECONDS = 0.15
 
 
-def _timed(step, iters: int) -> float:
+def _timed(step, iters: int, cpu: list | None = None) -> float:
+    """Wall seconds of `iters` steps; the process CPU seconds they took are appended to `cpu`."""
     time.sleep(SETTLE_SECONDS)
-    t = time.perf_counter()
+    c, t = time.process_time(), time.perf_counter()
     for _ in range(iters):
         step()
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    if cpu is not None:
+        cpu.append(time.process_time() - c)
+    return wall
 
 
-def run_case(case: Case, repeats: int, min_seconds: float):
+def _data(case: Case, batch: int):
     import numpy as np
+
+    rng = np.random.default_rng(0)
+    return (rng.random((batch, *case.input_shape), dtype=np.float32),
+            rng.integers(0, case.classes, batch))
+
+
+def run_case(case: Case, repeats: int, min_seconds: float, step_kind=None):
     import torch
 
     import convlens
@@ -182,37 +232,39 @@ def run_case(case: Case, repeats: int, min_seconds: float):
 
     convlens.manual_seed(0)
     model = build_convlens(case)
-    net = build_torch(model, case.input_shape)
-    rng = np.random.default_rng(0)
-    xs = rng.random((case.batch, *case.input_shape), dtype=np.float32)
-    ys = rng.integers(0, 10, case.batch)
-    ours = _convlens_step(model, optim.SGD(model.parameters(), lr=0.01, momentum=0.9), convlens.tensor(xs),
-                          convlens.tensor(ys))
+    net = build_torch(model, case)
+    xs, ys = _data(case, case.batch)
+    make = step_kind or _convlens_step
+    ours = make(model, optim.SGD(model.parameters(), lr=0.01, momentum=0.9), convlens.tensor(xs),
+                convlens.tensor(ys))
     theirs = _torch_step(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), torch.from_numpy(xs),
                          torch.from_numpy(ys))
     # warm-up, and choose an iteration count that makes each timed block last about min_seconds
     for f in (ours, theirs):
         f()
-    per = max(_timed(ours, 2) / 2, _timed(theirs, 2) / 2)
-    iters = max(2, int(min_seconds / max(per, 1e-4)))
-    a, b = [], []
-    for _ in range(repeats):  # A B A B ...
-        a.append(case.batch * iters / _timed(ours, iters))
-        b.append(case.batch * iters / _timed(theirs, iters))
-    return statistics.median(a), statistics.median(b), forward_flops(model, case.input_shape)
+    per = max(_timed(ours, 1), _timed(theirs, 1))
+    iters = max(1, int(min_seconds / max(per, 1e-4)))
+    a, b, ca, cb = [], [], [], []
+    for _ in range(case.repeats or repeats):  # A B A B ...
+        a.append(case.batch * iters / _timed(ours, iters, ca))
+        b.append(case.batch * iters / _timed(theirs, iters, cb))
+    # CPU seconds per step of each side, as a ratio PyTorch / convlens: on a loaded machine the wall
+    # clock mostly measures the other users; with --threads 1 CPU time is the work each side did
+    # (with more threads it also counts time spent spinning while waiting)
+    return a, b, forward_flops(model, case.input_shape), statistics.median(cb) / statistics.median(ca)
 
 
-def latency(model_name: str, input_shape, repeats: int = 200):
-    """Median single-image inference time (ms) of both sides, eval mode, no gradient recording."""
-    import numpy as np
+def latency(case: Case, repeats: int = 200):
+    """Median single-image inference time (ms) of both sides, eval mode, no gradient recording,
+    interleaved call by call."""
     import torch
 
     import convlens
 
-    case = Case("", model_name, input_shape, 1)
+    convlens.manual_seed(0)
     model = build_convlens(case).eval()
-    net = build_torch(model, input_shape).eval()
-    x = np.random.default_rng(1).random((1, *input_shape), dtype=np.float32)
+    net = build_torch(model, case).eval()
+    x, _ = _data(case, 1)
     xc, xt = convlens.tensor(x), torch.from_numpy(x)
     ours, theirs = [], []
     with convlens.no_grad(), torch.no_grad():
@@ -242,27 +294,25 @@ def _reset_peak() -> None:
         f.write("5")
 
 
-def memory_probe(side: str, steps: int = 3) -> None:
-    """Child process: peak resident memory of training case C, minus resident memory after imports."""
-    import numpy as np
+def memory_probe(side: str, index: int, threads: int, steps: int = 2) -> None:
+    """Child process: peak resident memory of training case `index`, minus resident memory after imports."""
     import torch
 
     import convlens
-    from convlens import optim
+    from convlens import optim, parallel
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
+    parallel.set_num_threads(threads)
+    case = CASES[index]
+    xs, ys = _data(case, case.batch)
     _reset_peak()
     base = _status_kib("VmRSS")
-    case = CASES[-1]
     model = build_convlens(case)
-    rng = np.random.default_rng(0)
-    xs = rng.random((case.batch, *case.input_shape), dtype=np.float32)
-    ys = rng.integers(0, 10, case.batch)
     if side == "convlens":
         step = _convlens_step(model, optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
                               convlens.tensor(xs), convlens.tensor(ys))
     else:
-        net = build_torch(model, case.input_shape)
+        net = build_torch(model, case)
         del model
         step = _torch_step(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), torch.from_numpy(xs),
                            torch.from_numpy(ys))
@@ -272,10 +322,18 @@ def memory_probe(side: str, steps: int = 3) -> None:
     print(json.dumps({"side": side, "peak_minus_base_mib": (peak - base) / 1024}))
 
 
-def _memory(side: str) -> float:
-    out = subprocess.run([sys.executable, "-m", "convlens.bench", "--memory-probe", side], capture_output=True,
-                         text=True, check=True, env=os.environ.copy())
+def _memory(side: str, index: int, threads: int) -> float:
+    out = subprocess.run([sys.executable, "-m", "convlens.bench", "--memory-probe", side, "--memory-case", str(index),
+                          "--threads", str(threads)], capture_output=True, text=True, check=True,
+                         env=os.environ.copy())
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_minus_base_mib"]
+
+
+def _load() -> str:
+    try:
+        return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "load average unknown"
 
 
 def main(argv=None) -> int:
@@ -285,13 +343,16 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep-openblas-env", action="store_true",
                         help="do not unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for this process")
-    parser.add_argument("--cases", default="all", help="comma list of case indices (0-4) or 'all'")
+    parser.add_argument("--cases", default="all", help=f"comma list of case indices (0-{len(CASES) - 1}) or 'all'")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--sliced", action="store_true", help="also time SlicedStep (fit's step) as an extra row")
     parser.add_argument("--memory-probe", choices=["convlens", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory-case", type=int, default=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.memory_probe:
-        memory_probe(args.memory_probe)
+        memory_probe(args.memory_probe, args.memory_case, args.threads)
         return 0
     removed = [v for v in OPENBLAS_VARS if v in os.environ]
     if removed and not args.keep_openblas_env:
@@ -308,44 +369,61 @@ def main(argv=None) -> int:
     import numpy as np
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    import convlens
+    from convlens import parallel
+
     torch.set_num_threads(args.threads)
+    parallel.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, {i.get('num_threads')} threads)"
             for i in threadpool_info() if i.get("user_api") == "blas"]
     unset = os.environ.get("CONVLENS_BENCH_UNSET")
-    import convlens
-
     print(f"convlens {convlens.__version__} · numpy {np.__version__} · torch {torch.__version__} · "
           f"python {platform.python_version()} · {platform.machine()} · {os.cpu_count()} CPUs")
     print(f"NumPy BLAS: {'; '.join(blas)}")
     print("environment: " + (f"unset {unset} for this process (they force OpenBLAS onto slower kernels)"
                              if unset else "OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE not set"))
+    print(f"at start: {_load()}")
     peak = matmul_peak(args.threads)
     print(f"matmul peak (NumPy float32 2048², {args.threads} threads): {peak:.0f} GFLOP/s")
-    print(f"float32, random data, SGD momentum 0.9, {args.threads} threads; median of {args.repeats} timed "
-          f"blocks of ~{args.seconds} s, interleaved convlens/PyTorch\n")
-    header = f"{'case':<24}{'batch':>6}{'convlens img/s':>16}{'PyTorch img/s':>15}{'ratio':>8}{'GFLOP/s':>9}{'of peak':>9}"
+    print(f"float32, random data, SGD momentum 0.9, {args.threads} threads; the plain loop "
+          f"(zero_grad, model(x), cross_entropy, backward, step) on both sides; median [range] of the timed "
+          f"blocks (~{args.seconds} s each), interleaved convlens/PyTorch; ratio = img/s convlens / PyTorch; CPU ratio = "
+          f"process CPU seconds per step PyTorch / convlens (the fair one on a loaded machine at --threads 1)\n")
+    header = (f"{'case':<22}{'batch':>6}{'convlens img/s':>22}{'PyTorch img/s':>22}{'ratio':>7}{'GFLOP/s':>9}"
+              f"{'of peak':>9}{'CPU ratio':>10}")
     print(header)
     print("-" * len(header))
     chosen = range(len(CASES)) if args.cases == "all" else [int(c) for c in args.cases.split(",")]
+
+    def row(label, case, a, b, flops, cpu_ratio):
+        ours, theirs = statistics.median(a), statistics.median(b)
+        gflops = ours * 3 * flops / 1e9
+        ra, rb = f"{ours:,.0f} [{min(a):,.0f}-{max(a):,.0f}]", f"{theirs:,.0f} [{min(b):,.0f}-{max(b):,.0f}]"
+        print(f"{label:<22}{case.batch:>6}{ra:>22}{rb:>22}{ours / theirs:>7.2f}{gflops:>9.1f}{gflops / peak:>9.1%}"
+              f"{cpu_ratio:>10.2f}", flush=True)
+        return ours / theirs
+
     ratios = []
     for i in chosen:
         case = CASES[i]
-        ours, theirs, flops = run_case(case, args.repeats, args.seconds)
-        gflops = ours * 3 * flops / 1e9
-        ratios.append(ours / theirs)
-        print(f"{case.name:<24}{case.batch:>6}{ours:>16,.0f}{theirs:>15,.0f}{ours / theirs:>8.2f}"
-              f"{gflops:>9.1f}{gflops / peak:>9.1%}", flush=True)
+        ratios.append(row(case.name, case, *run_case(case, args.repeats, args.seconds)))
+        if args.sliced and i in (2, 4):
+            row("  (SlicedStep, fit)", case, *run_case(case, args.repeats, args.seconds, _sliced_step))
     if ratios:
-        print(f"\nmedian ratio {statistics.median(ratios):.2f}, lowest {min(ratios):.2f}")
-    print("\nsingle-image inference latency (eval, no grad)")
-    for name, shape in (("lenet5", (1, 28, 28)), ("convnetjs-cifar10", (3, 32, 32))):
-        o, t = latency(name, shape)
-        print(f"  {name:<20} convlens {o:6.3f} ms   PyTorch {t:6.3f} ms   ratio {t / o:.2f}")
+        print(f"\nmedian ratio {statistics.median(ratios):.2f}, lowest {min(ratios):.2f}; {_load()}")
+    if not args.no_latency:
+        print("\nsingle-image inference latency (eval, no grad; median of 200, interleaved call by call)")
+        for i in LATENCY:
+            o, t = latency(CASES[i])
+            print(f"  {CASES[i].name:<22} convlens {o:7.3f} ms   PyTorch {t:7.3f} ms   ratio {t / o:.2f}", flush=True)
     if not args.no_memory:
-        ours, theirs = _memory("convlens"), _memory("torch")
-        print(f"\npeak memory, training C at batch 128 (peak RSS minus RSS after imports, fresh process each): "
-              f"convlens {ours:.0f} MiB, PyTorch {theirs:.0f} MiB, ratio {ours / theirs:.2f}")
+        print("\npeak memory of training (peak RSS minus RSS after imports, a fresh process per side and case)")
+        for i in chosen:
+            ours, theirs = _memory("convlens", i, args.threads), _memory("torch", i, args.threads)
+            print(f"  {CASES[i].name:<22} b{CASES[i].batch:<4} convlens {ours:7.0f} MiB   PyTorch {theirs:7.0f} MiB   "
+                  f"ratio {ours / theirs:.2f}", flush=True)
+    print(f"\nat end: {_load()}")
     return 0
 
 

@@ -7,10 +7,16 @@ name and its arguments, or a spec), the recipe, the epoch, RNG and loader states
 names, input shape, normalisation, the optimizer's hyper-parameters and scalar state, the scheduler's
 state and the convlens version. Neither uses pickle, so loading a checkpoint never runs code.
 
-Writing is atomic: both files go to temporary names in the target folder and are renamed into place
-with ``os.replace``, the safetensors file first. A random token is written into both (the safetensors
-header's metadata and the JSON) along with the safetensors file's size, so a pair from two different
-saves (a crash between the two renames, or files copied from different runs) is detected on load.
+Writing is atomic in effect: both files are written completely to temporary names in the target folder
+(``.NAME.<pid>-<token>.safetensors.tmp`` / ``.json.tmp``) and fsync'd, then renamed into place with
+``os.replace``, the safetensors file first. A random token is written into both (the safetensors
+header's metadata and the JSON) along with the safetensors file's size. The JSON's rename is the commit
+point: before the first rename the old pair is intact; between the two renames the new safetensors file
+sits beside the old JSON while the new, complete JSON waits in its temporary file, and `recover` (run by
+every reader and when a run opens) finishes that save by renaming it; after the second rename the new
+pair is in place. A kill at any instant therefore leaves either the old or the new checkpoint. A pair
+from two different saves that cannot be completed (files copied from different runs) is refused.
+Temporary files of writers that died (the pid in their name is gone) are removed by `clean_stale_temps`.
 
 A run directory (``convlens train --out``) holds ``last.*``, ``best.*`` and ``history.json``; wherever a
 checkpoint is expected, a run directory (best, else last) or a ``.safetensors``/``.json`` path works.
@@ -30,6 +36,7 @@ import numpy as np
 __all__ = [
     "CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint", "resolve_checkpoint",
     "write_checkpoint", "build_model", "restore_optimizer", "write_json_atomic", "describe_model",
+    "recover", "clean_stale_temps",
 ]
 
 FORMAT = "convlens-checkpoint"
@@ -89,7 +96,7 @@ def write_json_atomic(path, obj) -> Path:
     """Write JSON to a temporary file beside ``path`` and rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
     try:
         tmp.write_text(json.dumps(jsonable(obj), indent=1) + "\n")
         _fsync(tmp)
@@ -116,6 +123,8 @@ def resolve_checkpoint(path, prefer: str = "best") -> tuple[Path, Path]:
     if p.is_dir():
         order = ("best", "last") if prefer == "best" else ("last", "best")
         for name in order:
+            recover(p / name)
+        for name in order:
             if (p / f"{name}.safetensors").is_file() and (p / f"{name}.json").is_file():
                 return p / f"{name}.safetensors", p / f"{name}.json"
         raise CheckpointError(
@@ -128,6 +137,7 @@ def resolve_checkpoint(path, prefer: str = "best") -> tuple[Path, Path]:
     if p.suffix not in (".safetensors", ".json"):
         raise CheckpointError(f"{p}: not a checkpoint (expected a run directory, a .safetensors or a .json file)")
     st, js = p.with_suffix(".safetensors"), p.with_suffix(".json")
+    recover(st)
     for f, what in ((st, "weights"), (js, "metadata")):
         if not f.is_file():
             raise CheckpointError(f"{f}: missing; a checkpoint is a pair {st.name} + {js.name} ({what} absent)")
@@ -145,10 +155,11 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     st, js = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     token = secrets.token_hex(16)
-    tmp_st = folder / f".{stem.name}.{token}.safetensors.tmp"
-    tmp_js = folder / f".{stem.name}.{token}.json.tmp"
-    # np.ascontiguousarray makes 0-d arrays 1-d: keep the shape (batch norm's num_batches_tracked is 0-d)
-    tensors = {k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in arrays.items()}
+    tmp_st = folder / f".{stem.name}.{os.getpid()}-{token}.safetensors.tmp"
+    tmp_js = folder / f".{stem.name}.{os.getpid()}-{token}.json.tmp"
+    # np.ascontiguousarray makes a 0-d array 1-d (NumPy 2), which broke num_batches_tracked on load
+    tensors = {k: np.ascontiguousarray(v) if np.ndim(v) else np.array(v) for k, v in arrays.items()}
+    committed = False  # True once the safetensors file is renamed: tmp_js then completes the save
     try:
         save_file(tensors, str(tmp_st), metadata={"format": FORMAT, "token": token})
         _fsync(tmp_st)
@@ -160,12 +171,96 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
         tmp_js.write_text(json.dumps(body, indent=1) + "\n")
         _fsync(tmp_js)
         os.replace(tmp_st, st)
+        committed = True
         os.replace(tmp_js, js)
         _fsync_dir(folder)
     finally:
         tmp_st.unlink(missing_ok=True)
-        tmp_js.unlink(missing_ok=True)
+        if not committed:  # after the first rename the JSON temp is what `recover` completes the save with
+            tmp_js.unlink(missing_ok=True)
     return st
+
+
+# ---- recovery ---------------------------------------------------------------------------------------------
+def _st_token(st: Path) -> str | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(st), framework="numpy") as f:
+            return (f.metadata() or {}).get("token")
+    except Exception:  # unreadable or truncated: nothing to recover from
+        return None
+
+
+def _json_token(js: Path) -> str | None:
+    try:
+        meta = json.loads(js.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return meta.get("token") if isinstance(meta, dict) else None
+
+
+def recover(path) -> bool:
+    """Finish a save of ``path`` (a stem, a run directory's ``last``/``best``, or either file) that was
+    interrupted between its two renames: the safetensors file is new, its JSON still waits complete in
+    ``.NAME.<pid>-<token>.json.tmp``. Returns True when it renamed that file into place."""
+    stem = _stem(path)
+    st, js = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    if not st.is_file():
+        return False
+    token = _st_token(st)
+    if token is None or (js.is_file() and _json_token(js) == token):
+        return False
+    size = st.stat().st_size
+    for cand in sorted(stem.parent.glob(f".{stem.name}.*{token}.json.tmp")):
+        try:
+            meta = json.loads(cand.read_text())
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            continue
+        if isinstance(meta, dict) and meta.get("token") == token and meta.get("safetensors_size") == size:
+            try:
+                os.replace(cand, js)
+            except OSError:
+                return False  # a read-only folder: the pair stays mismatched and says so when read
+            _fsync_dir(stem.parent)
+            return True
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
+
+
+def clean_stale_temps(folder) -> list[Path]:
+    """Remove the temporary files that writers killed mid-save left in ``folder`` (``.*.tmp`` whose pid is
+    not running; names without a pid come from older versions and are removed too), after finishing any
+    save that can be finished (`recover`). Returns the removed paths."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    for name in ("last", "best"):
+        recover(folder / name)
+    removed = []
+    for tmp in folder.glob(".*.tmp"):
+        parts = tmp.name.split(".")
+        tag = parts[-3] if tmp.name.endswith((".safetensors.tmp", ".json.tmp")) and len(parts) >= 4 else parts[-2]
+        pid = tag.split("-", 1)[0] if "-" in tag else ""
+        if pid.isdigit() and _pid_alive(int(pid)):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
 
 
 def describe_model(model, input_shape=None) -> dict | None:

@@ -83,13 +83,16 @@ def summary_rows(model, input_shape) -> dict:
     leaves = _rows_of(model, "") if _children(model) else [(type(model).__name__.lower(), model)]
     counters: dict[str, int] = {}
     rows, activations = [], 0
+    # a graph model (convlens.models.graph) gives each node's shape from that node's own inputs
+    graph_shapes = model.node_shapes(shape) if hasattr(model, "node_shapes") else None
     for qualified, module in leaves:
         kind = type(module).__name__
         counters[kind] = counters.get(kind, 0) + 1
         last = qualified.rsplit(".", 1)[-1]
         name = f"{kind.lower()}_{counters[kind]}" if last.isdigit() else qualified
         try:
-            shape = tuple(int(v) for v in module.output_shape(shape))
+            shape = graph_shapes[qualified] if graph_shapes is not None else \
+                tuple(int(v) for v in module.output_shape(shape))
         except NotImplementedError:
             raise ValueError(f"summary: layer {name} ({kind}) does not define output_shape()") from None
         except ValueError as e:

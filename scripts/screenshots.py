@@ -1,25 +1,32 @@
-"""Screenshots of the four pages of the web app, for docs/screenshots/ (train, explain, draw, playground).
+"""Screenshots of the web app for docs/screenshots/: every page on a desktop (1440 px) and on a phone (390 px).
 
     python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
 
-Starts the app (the shipped checkpoint; training runs go to a temporary folder) on a free port, drives
-Chromium headless with Playwright and saves one PNG per page after exercising it: a short LeNet-5
-training run, a clicked feature-map pixel, a drawn digit, the Sobel-x kernel.
+Starts the app (the shipped checkpoint; training runs go to a temporary folder; no data sets from disk)
+on a free port, drives Chromium headless with Playwright and saves PNGs after exercising each page: the
+Train page's default first run (its wall time and validation accuracy are printed), a clicked
+feature-map pixel, a drawn digit, the Sobel-x kernel, a 3-pixel shift. While the digit is drawn it
+also records the browser's long tasks (main-thread work over 50 ms) and prints them.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+LONG_TASKS = """window.__long = [];
+new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); })
+  .observe({ type: "longtask", buffered: false });"""
 
 
 def draw_digit(page, selector: str = "#pad") -> None:
-    """A '3'-like stroke with the mouse."""
+    """A '3'-like stroke with the mouse, at about a person's speed."""
+    page.locator(selector).scroll_into_view_if_needed()
     box = page.locator(selector).bounding_box()
     x0, y0, w = box["x"], box["y"], box["width"]
     pts = [(0.3, 0.22), (0.5, 0.16), (0.68, 0.25), (0.62, 0.42), (0.45, 0.5), (0.64, 0.58), (0.7, 0.75),
@@ -27,8 +34,53 @@ def draw_digit(page, selector: str = "#pad") -> None:
     page.mouse.move(x0 + pts[0][0] * w, y0 + pts[0][1] * w)
     page.mouse.down()
     for px, py in pts[1:]:
-        page.mouse.move(x0 + px * w, y0 + py * w, steps=6)
+        page.mouse.move(x0 + px * w, y0 + py * w, steps=8)
+        page.wait_for_timeout(60)
     page.mouse.up()
+
+
+def shoot(page, url: str, out: Path, suffix: str, first_run: bool) -> None:
+    page.goto(url + "/train")
+    page.wait_for_selector("#model option", state="attached")
+    if first_run:  # the defaults as a first-time user gets them: press Start
+        t0 = time.time()
+        page.click("#start")
+        page.wait_for_function("document.querySelector('#state').textContent === 'finished'", timeout=300_000)
+        print(f"first run: {time.time() - t0:.1f} s wall to 'finished', validation {page.inner_text('#s-val')}")
+        page.wait_for_timeout(1600)  # the weights-and-gradients view refreshes
+    page.screenshot(path=str(out / f"train{suffix}.png"), full_page=True)
+
+    page.goto(url + "/explain")
+    page.wait_for_selector("#calc-z")
+    page.click("#layers canvas[data-layer='conv2'][data-channel='3']")
+    page.wait_for_function("document.querySelector('#detail-title').textContent.startsWith('conv2')")
+    page.wait_for_selector("#calc-z")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / f"explain{suffix}.png"), full_page=True)
+
+    page.goto(url + "/draw")
+    page.wait_for_selector("#pad")
+    page.wait_for_timeout(400)
+    page.evaluate(LONG_TASKS)
+    draw_digit(page)
+    page.wait_for_function("document.querySelector('#pred').textContent !== '–'")
+    page.wait_for_timeout(600)
+    long = page.evaluate("window.__long")
+    print(f"draw{suffix}: long tasks while drawing: {len(long)}, longest {max(long, default=0):.0f} ms")
+    page.screenshot(path=str(out / f"draw{suffix}.png"), full_page=True)
+
+    page.goto(url + "/playground")
+    page.wait_for_selector("#out-size")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / f"playground{suffix}.png"), full_page=True)
+
+    page.goto(url + "/shift")
+    page.wait_for_selector("#shift-table tr[data-layer]")
+    page.fill("#dx", "3")
+    page.dispatch_event("#dx", "input")
+    page.wait_for_function("document.querySelector('#shift-note').textContent.includes('moved 3 px')")
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(out / f"shift{suffix}.png"), full_page=True)
 
 
 def main(argv=None) -> int:
@@ -40,47 +92,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--images", type=int, default=1500, help="training images for the Train screenshot")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as runs, BackgroundServer(create_app(runs_dir=runs, snapshot_interval=0.5)) as url, \
+    with tempfile.TemporaryDirectory() as runs, \
+            BackgroundServer(create_app(runs_dir=runs, snapshot_interval=0.75, data_roots=[])) as url, \
             sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000}, device_scale_factor=1, bypass_csp=True)
-
-        page.goto(url + "/train")
-        page.wait_for_selector("#model option", state="attached")
-        page.fill("#limit", str(args.images))
-        page.fill("#epochs", "2")
-        page.click("#start")
-        page.wait_for_function("document.querySelector('#state').textContent === 'finished'", timeout=180_000)
-        page.wait_for_timeout(600)
-        page.screenshot(path=str(out / "train.png"), full_page=True)
-
-        page.goto(url + "/explain")
-        page.wait_for_selector("#calc-z")
-        page.click("#layers canvas[data-layer='conv2'][data-channel='3']")
-        page.wait_for_function("document.querySelector('#detail-title').textContent.startsWith('conv2')")
-        page.wait_for_selector("#calc-z")
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(out / "explain.png"), full_page=True)
-
-        page.goto(url + "/draw")
-        page.wait_for_selector("#pad")
-        page.wait_for_timeout(400)
-        draw_digit(page)
-        page.wait_for_function("document.querySelector('#pred').textContent !== '–'")
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(out / "draw.png"), full_page=True)
-
-        page.goto(url + "/playground")
-        page.wait_for_selector("#out-size")
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(out / "playground.png"), full_page=True)
+        desktop = browser.new_page(viewport={"width": 1440, "height": 1000}, device_scale_factor=1, bypass_csp=True)
+        shoot(desktop, url, out, "", first_run=True)
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+                                 has_touch=True, bypass_csp=True)
+        shoot(phone, url, out, "-phone", first_run=False)
         browser.close()
-    for name in ("train", "explain", "draw", "playground"):
-        print(out / f"{name}.png")
+    for f in sorted(out.glob("*.png")):
+        print(f)
     return 0
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import convlens as cl
 from convlens import parallel
-from convlens.nn.functional import winograd
+from convlens.kernels import winograd
 from convlens.nn.functional.conv import conv
 from convlens.nn.functional.pooling import avg_pool2d, max_pool2d
 

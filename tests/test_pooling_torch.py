@@ -138,10 +138,21 @@ def test_adaptive_pool_matches_torch(config, kind):
 
 
 # ---- weighted average pooling: a depthwise convolution with the weight kernel ------------------------------
-@pytest.mark.parametrize("shape,kernel,stride,padding", [
-    ((2, 3, 9), 3, 2, 1), ((2, 3, 8, 7), 2, None, 0), ((1, 4, 9, 8), 3, 2, 1), ((1, 2, 7, 9), (3, 2), 1, (1, 0)),
-    ((1, 2, 5, 6, 7), (2, 3, 3), (1, 2, 2), (1, 1, 0)),
-])
+def _weighted_grid():
+    """Over 100 geometries, like the other pooling families: 1-d, 2-d and 3-d, kernels even and odd and
+    non-square, strides (default = kernel, 1, 2), paddings up to half the window, odd and even sizes."""
+    cases = [((2, 3, 9), 3, 2, 1), ((2, 3, 8, 7), 2, None, 0), ((1, 4, 9, 8), 3, 2, 1),
+             ((1, 2, 7, 9), (3, 2), 1, (1, 0)), ((1, 2, 5, 6, 7), (2, 3, 3), (1, 2, 2), (1, 1, 0))]
+    for shape, kernels in (((2, 3, 11), (2, 3, 4, 5)), ((1, 2, 9, 8), (2, 3, (3, 2))), ((1, 2, 6, 5, 7), (2, (2, 3, 2)))):
+        d = len(shape) - 2
+        for kernel, stride, pad in itertools.product(kernels, (None, 1, 2), (0, 1)):
+            if pad and min(_tuple(kernel, d)) < 2:
+                continue
+            cases.append((shape, kernel, stride, pad))
+    return cases
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding", _weighted_grid())
 @pytest.mark.parametrize("user_weights", [False, True])
 def test_weighted_avg_pool_is_a_depthwise_convolution(shape, kernel, stride, padding, user_weights):
     d = len(shape) - 2

@@ -5,8 +5,8 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-from convlens.nn.functional import simd  # noqa: E402
-from convlens.nn.functional.simd import LANES  # noqa: E402
+from convlens.kernels import simd  # noqa: E402
+from convlens.kernels.simd import LANES  # noqa: E402
 
 
 @numba.njit

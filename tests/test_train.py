@@ -248,15 +248,18 @@ def test_pause_and_stop_from_another_thread():
             control.pause()
             paused.set()
 
+    seen = []  # an assert inside the thread would only warn under pytest: the thread reports, the test asserts
+
     def remote():
-        paused.wait(10)
-        assert control.paused
+        seen.append(paused.wait(10))
+        seen.append(control.paused)
         control.resume()
 
     t = threading.Thread(target=remote)
     t.start()
     r = fit(model, loader, optimizer=opt, epochs=1, progress=False, control=control, on_batch_end=on_batch)
     t.join()
+    assert seen == [True, True]
     assert r.status == "completed"
 
     stopper = TrainControl()

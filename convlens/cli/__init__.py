@@ -23,6 +23,8 @@ __all__ = ["main", "build_parser", "COMMANDS", "CLIError"]
 
 # The command modules, in the order `convlens --help` lists them.
 COMMANDS = ["train", "eval", "predict", "summary", "filter", "inspect", "plot", "data", "bench", "serve"]
+COMMANDS += ["index", "search"]  # retrieval by CNN features (convlens.retrieval)
+COMMANDS += ["export", "convert"]  # issue 17: ONNX and PyTorch weights
 
 
 class CLIError(Exception):
@@ -75,7 +77,9 @@ def _raw_command(argv: list[str]):
     if i < len(argv) and argv[i] in COMMANDS:
         module = _module(argv[i])
         if getattr(module, "RAW_ARGS", False):
-            return module, argv[i + 1 :], i > 0
+            rest = argv[i + 1 :]
+            # --debug is convlens's own option, also after the command name: not forwarded
+            return module, [a for a in rest if a != "--debug"], i > 0 or "--debug" in rest
     return None
 
 
@@ -102,12 +106,31 @@ def main(argv: list[str] | None = None) -> int:
     return _guarded(lambda: args.func(args), bool(getattr(args, "debug", False)))
 
 
+def _ignore_sigint() -> None:
+    """After an interruption has been handled, a further Ctrl-C must not raise on the way out (it
+    printed a traceback from the interpreter's exit and ended with -SIGINT instead of 130)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _guarded(call, debug: bool) -> int:
     """Run a command; turn exceptions into one-line errors and exit codes (tracebacks with --debug)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        # the quiet handler convlens/__init__.py installs for Ctrl-C during imports ends here
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        code = call()
-        return int(code or 0)
+        code = int(call() or 0)
+        if code == 130:
+            _ignore_sigint()
+        return code
     except KeyboardInterrupt:
+        _ignore_sigint()
         if debug:
             raise
         print("convlens: interrupted", file=sys.stderr)

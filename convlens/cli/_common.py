@@ -10,10 +10,12 @@ import numpy as np
 
 from convlens.cli import CLIError
 
-NAMED_DATASETS = ("mnist", "fashion-mnist", "cifar10", "mnist-mini")
+NAMED_DATASETS = ("mnist", "fashion-mnist", "cifar10", "mnist-mini", "mnist-scenes", "fashion-scenes",
+                  "mnist-scenes-mini")
 _ALIASES = {"fashionmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "cifar-10": "cifar10",
             "mnist_mini": "mnist-mini"}
 DIGITS = [str(i) for i in range(10)]
+MAX_IMAGE_SIDE = 8192  # pixels per side accepted by predict (the web app's limit is in convlens.web.images)
 
 
 def eprint(*args) -> None:
@@ -45,22 +47,58 @@ def dataset_key(name: str) -> str | None:
     return key if key in NAMED_DATASETS else None
 
 
-def load_dataset(name: str, data_dir=None, train: bool = True, input_shape=None):
+# the library's keyword arguments named in its errors, as the command line's flags
+_FLAG_WORDS = (("pass size= to resize", "pass --size HxW to resize"),
+               ("pass skip_bad=True", "pass --skip-bad"))
+
+
+def parse_size(text: str) -> list[int]:
+    """``--size``: ``64`` or ``64x48`` (H×W) → [H, W]."""
+    parts = str(text).lower().replace(",", "x").split("x")
+    try:
+        hw = [int(t) for t in parts]
+    except ValueError:
+        hw = []
+    if len(hw) == 1:
+        hw = hw * 2
+    if len(hw) != 2 or min(hw) < 1 or max(hw) > 4096:
+        raise CLIError(f"--size: expected a side or HxW in pixels (1 to 4096) like 64 or 64x48, got {text!r}")
+    return hw
+
+
+def load_dataset(name: str, data_dir=None, train: bool = True, input_shape=None, size=None,
+                 skip_bad: bool = False):
     """A data set by name or folder/archive path; folders are resized (and made grey or RGB) to
-    ``input_shape`` when given. Data errors propagate as DataError (a ValueError with the file named)."""
+    ``input_shape`` when given, or resized to ``size`` (H, W). Data errors propagate as DataError (a
+    ValueError with the file named), worded with the command line's flags."""
     from convlens import data
 
     key = dataset_key(name)
     if key is not None:
+        if size is not None:
+            raise CLIError(f"--size resizes the images of a folder; {key} has one size already")
         return data.load(key, root=data_dir, train=train)
     path = Path(name).expanduser()
     if not path.exists():
         raise CLIError(f"unknown data set {name!r}: expected {', '.join(NAMED_DATASETS)}, a folder of class "
                        "folders, or a .tar.gz of one")
-    kwargs = {}
+    from convlens.data.archive import extracted_path, is_archive
+
+    if path.is_file() and is_archive(path) and not extracted_path(path).is_dir():
+        eprint(f"convlens: first use of {path.name}: extracting and decoding it into the cache (once; "
+               "'convlens data cache' shows the cache, 'convlens data clean' empties it)")
+    kwargs = {"skip_bad": True} if skip_bad else {}
     if input_shape is not None:
-        kwargs = {"size": tuple(input_shape[1:]), "grayscale": input_shape[0] == 1}
-    return data.load(str(path), train=train, **kwargs)
+        kwargs.update(size=tuple(input_shape[1:]), grayscale=input_shape[0] == 1)
+    elif size is not None:
+        kwargs.update(size=tuple(int(s) for s in size))
+    try:
+        return data.load(str(path), train=train, **kwargs)
+    except data.DataError as e:
+        text = str(e)
+        for lib, cli in _FLAG_WORDS:
+            text = text.replace(lib, cli)
+        raise CLIError(text) from None
 
 
 def separate_test_set(train_ds, test_ds) -> bool:
@@ -96,6 +134,13 @@ def build_model(name: str, input_shape: tuple, num_classes: int):
     if not path.is_file():
         raise CLIError(f"unknown model {name!r}: expected one of {', '.join(models.list_models())} "
                        "or a spec file (.toml or .json)")
+    from convlens.models.spec import load_spec
+
+    declared = load_spec(path).get("input_shape")
+    if isinstance(declared, list) and tuple(declared) != tuple(input_shape):
+        raise CLIError(f"{path}: the spec declares input_shape {tuple(declared)}, but the data's images are "
+                       f"(C, H, W) = {tuple(input_shape)}; change the spec's input_shape (or remove it to take the "
+                       "data's), or train on images of that shape (--size HxW resizes a folder's)")
     model = models.from_spec(path, input_shape=tuple(input_shape))
     return model, {"spec": models.to_spec(model, tuple(input_shape))}
 
@@ -121,8 +166,15 @@ def check_model_fits(model, input_shape: tuple, num_classes: int, model_name: st
 
 
 def load_model(ckpt):
-    """``(model, info)`` from a run directory or checkpoint file (CheckpointError names the file)."""
+    """``(model, info)`` from a run directory or checkpoint file (CheckpointError names the file), or
+    from an .onnx file (imported by `convlens.onnx.load_with_info`)."""
     from convlens.checkpoint import load_checkpoint
+
+    if str(ckpt).lower().endswith(".onnx"):
+        from convlens.onnx import load_with_info
+
+        model, info = load_with_info(ckpt)
+        return model, dict(info, checkpoint=str(ckpt))
 
     return load_checkpoint(ckpt)
 
@@ -138,16 +190,29 @@ def eval_transform(info: dict):
 # ---- single images --------------------------------------------------------------------------------------
 def open_image(path):
     """A decoded Pillow image; a missing or non-image file → CLIError naming it."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
     if not p.is_file():
         raise CLIError(f"{p}: no such image file")
     try:
-        with Image.open(p) as im:
-            im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        with warnings.catch_warnings():
+            # Pillow warns above 89 Mpixels and raises above twice that; both are refused here, as in the web app
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:  # lazy: the header only
+                w, h = im.size
+                if max(w, h) > MAX_IMAGE_SIDE:
+                    raise CLIError(f"{p}: image is {w}×{h} pixels, at most {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} are "
+                                   f"accepted (decoding it would take {w * h * 4 / 1e9:.1f} GB); shrink it first")
+                if w < 1 or h < 1:
+                    raise CLIError(f"{p}: image has no pixels ({w}×{h})")
+                im.load()
+                return im.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise CLIError(f"{p}: image rejected as a decompression bomb (too many pixels)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
         raise CLIError(f"{p}: not a readable image ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
 
 

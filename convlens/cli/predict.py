@@ -19,6 +19,10 @@ def register(sub, parent) -> None:
                    help="digit: MNIST-style digit preparation; resize: convert and resize; auto: digit for "
                         "digit models (default)")
     p.add_argument("--json", action="store_true", help="print one JSON list on stdout")
+    p.add_argument("--out", metavar="PNG", help="segmentation / detection models: write the image with the mask "
+                   "overlay or the boxes (class and score) drawn on it")
+    p.add_argument("--score-threshold", type=float, default=0.3, metavar="X",
+                   help="detection models: the lowest score of a box shown (default 0.3)")
     p.set_defaults(func=run)
 
 
@@ -34,22 +38,36 @@ def run(args) -> int:
         raise CLIError(f"--top-k must be >= 1, got {args.top_k}")
     images = [open_image(p) for p in args.images]  # every file checked before the model loads
     model, info = load_model(args.checkpoint)
+    if getattr(model, "task", "classify") != "classify":  # boxes or masks, at the image's own size
+        from convlens.cli._dense import predict_dense
+
+        return predict_dense(args, model, info)
+    if getattr(args, "out", None):
+        raise CLIError(f"--out draws boxes or masks, but {info['checkpoint']} is a classifier")
     shape = tuple(info["input_shape"])
     classes = list(info.get("classes") or [])
-    x = np.concatenate([prepare_image(im, shape, info, args.prepare)[0] for im in images])
+    prepared = [prepare_image(im, shape, info, args.prepare) for im in images]
+    x = np.concatenate([xp for xp, _ in prepared])
+    # a uniform image (black, white, one colour, 1×1...) has nothing to classify: flagged, as the web app does
+    blank = [bool((px == px[:, :1, :1]).all()) for _, px in prepared]
     with no_grad():
         probs = F.softmax(model(Tensor._wrap(x)), dim=1)._data
     if not classes:
         classes = [str(i) for i in range(probs.shape[1])]
     k = min(args.top_k, probs.shape[1])
     results = []
-    for path, p in zip(args.images, probs):
+    for path, p, empty in zip(args.images, probs, blank):
         order = np.argsort(-p, kind="stable")[:k]
-        results.append({"image": str(path), "top": [
+        results.append({"image": str(path), "blank": empty, "top": [
             {"class": classes[i], "index": int(i), "probability": float(p[i])} for i in order]})
     if args.json:
         print_json(results)
     else:
         for r in results:
-            print(f"{r['image']}: " + ", ".join(f"{t['class']} ({t['probability']:.1%})" for t in r["top"]))
+            top = ", ".join(f"{t['class']} ({t['probability']:.1%})" for t in r["top"])
+            if r["blank"]:
+                print(f"{r['image']}: blank image (every pixel the same after preparation): no prediction; "
+                      f"the model's meaningless output would be {top}")
+            else:
+                print(f"{r['image']}: {top}")
     return 0

@@ -32,8 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="offer a local data set for training under NAME (repeatable): an image folder (class "
                         "sub-folders, optionally train/ and test/), or mnist/fashion-mnist/cifar10 files when "
                         "NAME is one of those")
+    p.add_argument("--data-root", action="append", default=None, metavar="DIR",
+                   help="a folder searched for mnist/, fashion-mnist/ and CIFAR-10 (cifar-10-batches-bin/ or the JPEG "
+                        "copy cifar10-jpeg.tar.gz), offered on the Train page when found (repeatable; default: "
+                        "./data and ../shared/data; --data-root none searches nothing)")
     p.add_argument("--runs-dir", default=str(Path("runs") / "web"), metavar="DIR",
                    help="where 'save checkpoint' writes (default ./runs/web)")
+    p.add_argument("--dense", action="append", default=[], metavar="RUN_DIR",
+                   help="a segmentation or detection checkpoint for the Detect & Segment page (repeatable)")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -71,7 +77,9 @@ def run_raw(argv: list[str]) -> int:
     data = parse_data(args.data)
     wildcard = args.host in ("0.0.0.0", "::", "")
     hosts = ["*"] if wildcard else ["127.0.0.1", "localhost", "::1", args.host]
-    app = create_app(checkpoint=args.checkpoint, data=data, runs_dir=args.runs_dir, allowed_hosts=hosts)
+    roots = None if args.data_root is None else [r for r in args.data_root if r.lower() != "none"]
+    app = create_app(checkpoint=args.checkpoint, data=data, runs_dir=args.runs_dir, allowed_hosts=hosts,
+                     data_roots=roots, dense=args.dense or None)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     shown = "127.0.0.1" if wildcard else args.host

@@ -22,7 +22,7 @@ def register(sub, parent) -> None:
 
 
 def _is_checkpoint(path: Path) -> bool:
-    if path.is_dir() or path.suffix == ".safetensors":
+    if path.is_dir() or path.suffix in (".safetensors", ".onnx"):  # .onnx: imported (issue 17)
         return True
     if path.suffix == ".json":
         try:

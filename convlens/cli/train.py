@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from convlens.cli import CLIError
 
 # flags that map one-to-one onto Recipe fields (flag default None = "use the recipe's value")
 _RECIPE_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "rho", "eps", "weight_decay",
-                 "schedule", "augment", "seed", "val_split", "limit", "label_smoothing", "early_stopping", "normalize")
+                 "schedule", "augment", "seed", "val_split", "limit", "label_smoothing", "early_stopping", "normalize",
+                 "size")
 _RECIPE_FLAGS += ("nesterov", "decoupled_weight_decay", "bias_lr_scale", "warmup", "lr_start", "lr_end", "lookahead",
                   "whiten_bias_epochs", "tta")  # fast-training options (docs/recipes.md)
 
@@ -29,6 +32,10 @@ def register(sub, parent) -> None:
                    help="mnist, fashion-mnist, cifar10, mnist-mini, a folder of class folders or a .tar.gz of one "
                         "(default: the model's recipe; mnist-mini for lenet5)")
     p.add_argument("--data-dir", metavar="DIR", help="root folder of the data set's files")
+    p.add_argument("--size", type=_size, metavar="HxW", help="resize a folder's images to H×W pixels (64 or 64x48); "
+                   "needed when its photos differ in size")
+    p.add_argument("--skip-bad", action="store_true", help="leave out a folder's unreadable images (listed in a "
+                   "warning) instead of stopping")
     p.add_argument("--epochs", type=int, metavar="N", help="total number of epochs (also when resuming)")
     p.add_argument("--batch-size", type=int, metavar="N")
     p.add_argument("--optimizer", choices=OPTIMIZERS)
@@ -67,7 +74,21 @@ def register(sub, parent) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default ./runs/<model>-<dataset>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last completed state")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    p.add_argument("--task", choices=("classify", "segment", "detect"),
+                   help="what the model learns (default: from the model; unet-small segments, centernet-small "
+                        "detects, on scene data sets such as mnist-scenes)")
     p.set_defaults(func=run)
+
+
+def _size(text: str) -> list[int]:
+    import argparse
+
+    from convlens.cli._common import parse_size
+
+    try:
+        return parse_size(text)
+    except CLIError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--size: ")) from None
 
 
 def _given(args) -> dict:
@@ -81,7 +102,36 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in stem) or "run"
 
 
+def _resolved(dataset):
+    """A data set name as is; a folder or archive path made absolute (a run may resume elsewhere)."""
+    from convlens.cli._common import dataset_key
+
+    if dataset is None or dataset_key(str(dataset)) is not None or not Path(dataset).expanduser().exists():
+        return dataset  # a name, or a path that does not exist (the error names it as given)
+    return str(Path(dataset).expanduser().resolve())
+
+
 def run(args) -> int:
+    """Under ``mpiexec -n N`` (convlens.distributed) every rank runs this; an error on any rank ends the
+    whole job with that rank's message (MPI_Abort) instead of leaving the others waiting."""
+    from convlens import distributed
+
+    if distributed.init().size == 1:
+        return _run(args)
+    try:
+        return _run(args)
+    except BaseException as e:  # noqa: B036 - every way out of one rank must take the job down
+        if isinstance(e, SystemExit) and not e.code:
+            raise
+        from convlens.cli import _one_line
+
+        distributed.abort(_one_line(e) if isinstance(e, CLIError) else f"{type(e).__name__}: {_one_line(e)}",
+                          code=130 if isinstance(e, KeyboardInterrupt) else 1)
+        raise
+
+
+def _run(args) -> int:
+    from convlens import distributed
     from convlens.checkpoint import read_checkpoint
     from convlens.train.recipe import Recipe
 
@@ -94,33 +144,53 @@ def run(args) -> int:
         if args.out and Path(args.out).resolve() != run_dir.resolve():
             raise CLIError("--out and --resume name different folders; a resumed run stays in its folder")
         for key, value in given.items():
-            if key not in ("epochs", "tta") and value != getattr(recipe, key):
+            if key not in ("epochs", "dataset", "tta") and value != getattr(recipe, key):
                 raise CLIError(f"--{key.replace('_', '-')} cannot change when resuming (the run used "
                                f"{getattr(recipe, key)!r}); only --epochs can")
         if args.model is not None and args.model != recipe.model:
             raise CLIError(f"--model cannot change when resuming (the run trains {recipe.model})")
+        schedule_start = recipe.schedule_start
         if "epochs" in given and given["epochs"] != recipe.epochs and recipe.schedule != "none":
-            raise CLIError(f"--epochs cannot change when resuming a run with the {recipe.schedule} schedule "
-                           f"(its learning rates were planned for {recipe.epochs} epochs)")
-        recipe = recipe.replace(epochs=given.get("epochs", recipe.epochs), tta=given.get("tta", recipe.tta))
-        data_dir = args.data_dir or meta.get("data_dir")
+            done = int(meta.get("epoch", 0))
+            finished = done >= recipe.epochs and not meta.get("batch")
+            if not (finished and given["epochs"] > done):
+                raise CLIError(
+                    f"--epochs cannot change while a run with the {recipe.schedule} schedule is unfinished (its "
+                    f"learning rates are planned for epochs {recipe.schedule_start + 1}-{recipe.epochs}; it is at "
+                    f"epoch {done}): resume it as it is, then extend the finished run with --epochs"
+                    if not finished else f"--epochs {given['epochs']}: the run has done {done} epochs already; "
+                    "give a larger total to train it longer")
+            schedule_start = done  # a finished run trains longer: its schedule runs again over the new epochs
+        # the data by the path recorded when the run started (resolved, so the working folder does not
+        # matter); --dataset / --data-dir may point at moved data, which the fingerprint check verifies
+        recipe = recipe.replace(epochs=given.get("epochs", recipe.epochs), schedule_start=schedule_start,
+                                dataset=_resolved(given.get("dataset", meta.get("dataset_path") or recipe.dataset)),
+                                tta=given.get("tta", recipe.tta))
+        data_dir = _resolved(args.data_dir or meta.get("data_dir"))
     else:
         try:
             recipe = Recipe.for_model(args.model or "lenet5", **given)
         except ValueError as e:
             raise CLIError(str(e)) from None
-        data_dir = args.data_dir
+        recipe = recipe.replace(dataset=_resolved(recipe.dataset))
+        data_dir = _resolved(args.data_dir)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{_slug(recipe.model)}-{_slug(recipe.dataset)}-{stamp}"
+        run_dir = Path(distributed.broadcast_json(str(run_dir)))  # rank 0's time stamp on every rank
         if (run_dir / "last.json").exists():
             raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    from convlens.cli._dense import resolve_task, train_dense
+
+    task = resolve_task(recipe.model, getattr(args, "task", None) or (meta or {}).get("task"))
+    if task != "classify":  # segmentation / detection on scene data sets
+        return train_dense(args, recipe, run_dir, data_dir, task)
     return _train(args, recipe, run_dir, data_dir, meta)
 
 
 def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
 
     import convlens
-    from convlens import data
+    from convlens import data, distributed, parallel
     from convlens.checkpoint import build_model as rebuild
     from convlens.checkpoint import load_checkpoint
     from convlens.cli._common import (
@@ -132,12 +202,25 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
         separate_test_set,
     )
     from convlens.data import transforms as T
-    from convlens.train import NonFiniteLossError, evaluate, fit
+    from convlens.distributed.training import evaluate
+    from convlens.train import NonFiniteLossError, fit
+    from convlens.train.recipe import fingerprint, fingerprint_change
+
+    world, rank = distributed.world_size(), distributed.rank()
+    if rank != 0:  # only rank 0 reports
+        def eprint(*a) -> None:
+            return None
 
     started = time.perf_counter()
-    full = load_dataset(recipe.dataset, data_dir, train=True)
+    full = load_dataset(recipe.dataset, data_dir, train=True, size=recipe.size, skip_bad=args.skip_bad)
     shape, classes = tuple(int(s) for s in full.shape), list(full.classes)
-    test = load_dataset(recipe.dataset, data_dir, train=False, input_shape=shape)
+    data_print = fingerprint(full)
+    if meta is not None:
+        change = fingerprint_change(meta.get("data_fingerprint"), data_print)
+        if change:
+            raise CLIError(f"{recipe.dataset}: not the data this run trained on ({change}); resume with the "
+                           f"original data (--dataset PATH, --data-dir DIR if it moved) or start a new run")
+    test = load_dataset(recipe.dataset, data_dir, train=False, input_shape=shape, skip_bad=args.skip_bad)
     has_test = separate_test_set(full, test)
     try:
         train_ds, val_ds, mean, std = recipe.split_data(full)
@@ -161,8 +244,21 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
             prepare_model(model, whitening_images(train_ds, eval_tf))
     train_ds = recipe.training_set(train_ds)  # altflip
 
-    train_loader = data.DataLoader(train_ds, recipe.batch_size, shuffle=True, seed=recipe.seed,
-                                   transform=T.Compose(recipe.augmentation() + normalize))
+    augment = T.Compose(recipe.augmentation() + normalize)
+    if world == 1:
+        train_loader = data.DataLoader(train_ds, recipe.batch_size, shuffle=True, seed=recipe.seed, transform=augment)
+    else:  # the global batch split over the ranks; batch k holds the images of one process's batch k
+        if recipe.batch_size % world:
+            raise CLIError(f"--batch-size {recipe.batch_size} (the global batch) does not split evenly over {world} "
+                           f"processes; use a multiple of {world}")
+        from convlens.utils.data import DistributedSampler
+
+        # rank 0 keeps one process's random streams; the others get their own augmentation and dropout
+        own = recipe.seed if rank == 0 else int(np.random.SeedSequence([recipe.seed, rank]).generate_state(1)[0])
+        train_loader = data.DataLoader(train_ds, recipe.batch_size // world, seed=own, transform=augment,
+                                       sampler=DistributedSampler(train_ds, seed=recipe.seed))
+        if rank:
+            convlens.manual_seed(own)  # the model is built; DistributedDataParallel copies rank 0's weights
     val_loader = data.DataLoader(val_ds, 256, transform=eval_tf) if val_ds is not None else None
     optimizer = recipe.make_optimizer(model)
     scheduler, interval = recipe.make_scheduler(optimizer, len(train_loader))
@@ -179,14 +275,19 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
     eprint(f"  data             {len(train_ds)} training, {len(val_ds) if val_ds else 0} validation, "
            f"{len(test) if has_test else 0} test images of {'×'.join(map(str, shape))}, {len(classes)} classes")
     eprint(f"  parameters       {n_params:,}")
+    if world > 1:
+        eprint(f"  processes        {world} MPI ranks × {recipe.batch_size // world} images per step, "
+               f"{parallel.get_num_threads()} thread(s) each")
     info = {"architecture": desc, "model_name": name, "recipe": recipe.to_dict(), "dataset": recipe.dataset,
             "data_dir": str(data_dir) if data_dir else None, "classes": classes, "input_shape": list(shape),
-            "mean": mean, "std": std, "num_train": len(train_ds), "num_val": len(val_ds) if val_ds else 0}
+            "mean": mean, "std": std, "num_train": len(train_ds), "num_val": len(val_ds) if val_ds else 0,
+            "dataset_path": recipe.dataset, "data_fingerprint": data_print}
     try:
         result = fit(model, train_loader, val_loader, optimizer=optimizer, epochs=recipe.epochs,
                      scheduler=scheduler, scheduler_interval=interval, loss_fn=loss_fn, run_dir=run_dir,
                      early_stopping=recipe.early_stopping if val_loader is not None else None, info=info,
-                     resume=run_dir if meta is not None else None, progress=True)
+                     resume=run_dir if meta is not None else None, progress=True,
+                     restore_scheduler=meta is None or recipe.schedule_start == meta["recipe"].get("schedule_start", 0))
     except NonFiniteLossError as e:
         raise CLIError(str(e)) from None
     if result.status == "interrupted":
@@ -213,6 +314,8 @@ def _train(args, recipe, run_dir: Path, data_dir, meta) -> int:
     }
     from convlens.checkpoint import write_json_atomic
 
+    if rank != 0:
+        return 0
     write_json_atomic(run_dir / "report.json", report)
     if args.json:
         print_json(report)

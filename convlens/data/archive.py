@@ -3,17 +3,19 @@ device files are refused; extraction goes to a temporary folder renamed into pla
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from .cache import cache_dir, file_key, stat_key
 from .errors import DataError
 
-__all__ = ["extract_tar", "is_archive"]
+__all__ = ["extract_tar", "is_archive", "extracted_path"]
 
 
 def is_archive(path: Path) -> bool:
@@ -30,6 +32,12 @@ def _check_member(archive: Path, m: tarfile.TarInfo) -> None:
     if not (m.isfile() or m.isdir()):
         raise DataError(f"{archive}: refusing member {m.name!r}: expected files and folders only, found a link "
                         "or special file")
+
+
+def extracted_path(archive) -> Path:
+    """Where `extract_tar` puts (or has put) ``archive``: keyed by its path, size and mtime."""
+    archive = Path(archive).expanduser()
+    return cache_dir("extracted", create=False) / f"{archive.name.split('.')[0]}-{file_key(stat_key(archive))}"
 
 
 def extract_tar(archive, progress: bool | None = None) -> Path:
@@ -79,7 +87,12 @@ def extract_tar(archive, progress: bool | None = None) -> Path:
             if not dest.is_dir():  # another process finished first otherwise
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
-    except (tarfile.TarError, EOFError, OSError) as e:
+    except DataError:  # a refused member (_check_member)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except (tarfile.TarError, EOFError, OSError, ValueError, TypeError, zlib.error, lzma.LZMAError) as e:
+        # tarfile and its decompressors raise all of these on damaged input (a TypeError from a
+        # truncated gzip header, a ValueError from a corrupt size field)
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"{archive}: not a readable tar archive or truncated ({type(e).__name__}: {e})") from e
     except BaseException:

@@ -25,6 +25,10 @@ def load(name: str, root=None, train: bool = True, download: bool = False, **kwa
         return CIFAR10(root, train, download)
     if key == "mnist-mini":
         return mnist_mini(train)
+    from .scenes import SCENE_SETS, load_scenes  # detection / segmentation scenes (a Scenes data set)
+
+    if key in SCENE_SETS:
+        return load_scenes(key, root, train)
     path = Path(name).expanduser()
     if not path.exists():
         raise DataError(

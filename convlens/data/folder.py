@@ -147,23 +147,29 @@ class ImageFolder(ArrayDataset):
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
 
+    def _brief(self, rel: str, e: DataError) -> str:
+        """``class/file.png (what is wrong)`` for the list of bad files: the message without its path."""
+        text = str(e).replace(f"{self.root / rel}: ", "").replace(f" '{self.root / rel}'", "")
+        return f"{rel} ({text})"
+
     def _decode(self, items, skip_bad, workers, progress):
         n = len(items)
         ok = np.ones(n, dtype=bool)
         skipped: list[str] = []
+        errors: list[str] = []  # without skip_bad: every bad file is reported at the end, not just the first
         lock = threading.Lock()
         first = None
         for i, (rel, _) in enumerate(items):  # the first readable image fixes (H, W) when size is None
             try:
                 first = self._open(rel)
                 break
-            except DataError:
-                if not skip_bad:
-                    raise
+            except DataError as e:
                 ok[i] = False
                 skipped.append(rel)
+                errors.append(self._brief(rel, e))
         if first is None:
-            raise DataError(f"{self.root}: none of the {n} image files could be read")
+            raise DataError(f"{self.root}: none of the {n} image files could be read"
+                            + (f" (e.g. {errors[0]})" if errors else ""))
         h, w = first.shape[:2]
         c = 1 if self.grayscale else 3
         out = np.empty((n, c, h, w), dtype=np.uint8)
@@ -180,12 +186,11 @@ class ImageFolder(ArrayDataset):
                             f"{self.root / rel}: image is {arr.shape[0]}x{arr.shape[1]} (HxW), expected "
                             f"{h}x{w} like {items[0][0]}; pass size= to resize"
                         )
-                except DataError:
-                    if not skip_bad:
-                        raise
+                except DataError as e:
                     ok[i] = False
                     with lock:
                         skipped.append(rel)
+                        errors.append(self._brief(rel, e))
                     continue
                 out[i] = arr[None] if c == 1 else arr.transpose(2, 0, 1)
             return b - a
@@ -206,6 +211,12 @@ class ImageFolder(ArrayDataset):
                     fut.cancel()
                 bar.close()
         labels = np.array([lab for _, lab in items], dtype=np.int64)
+        if errors and not skip_bad:
+            errors.sort()
+            shown = "; ".join(errors[:20])
+            more = f"; and {len(errors) - 20} more" if len(errors) > 20 else ""
+            raise DataError(f"{self.root}: {len(errors)} of {n} image files cannot be used: {shown}{more} "
+                            "(fix or remove them, or pass skip_bad=True to leave them out)")
         if not ok.all():
             out, labels = out[ok], labels[ok]
             if len(labels) == 0:

@@ -8,6 +8,7 @@ data, big-endian, C order. TYPE is 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -64,7 +65,10 @@ def parse_idx(buf: bytes, name: str = "<bytes>", rank: int | None = None) -> np.
         )
     dims = tuple(int.from_bytes(buf[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_TYPES[code])
-    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    count = math.prod(dims)  # Python ints: np.prod would wrap around for dimensions near 2**32
+    nonzero = math.prod(d for d in dims if d)
+    if nonzero * dtype.itemsize >= 2**48:  # NumPy refuses shapes whose non-zero sides multiply beyond its limit
+        raise DataError(f"{name}: dimensions {dims} at byte offset 4 describe an impossibly large array")
     expected = header + count * dtype.itemsize
     if n < expected:
         raise DataError(

@@ -1,2 +1,17 @@
-"""The compiled machinery (numba): every kernel that makes an operation fast lives under this package, so that
-`convlens.nn.functional` reads as the course's math."""
+"""The compiled machinery behind convlens.nn.functional: every kernel that is about speed, in one place.
+
+nn/functional/ holds each op's math (definition, formula, backward) and picks an algorithm; the code
+that runs it fast is here:
+
+    simd.py            eight-lane vector type and register-tile intrinsics for numba kernels
+    direct.py          direct convolution in register tiles (driver); direct_kernels.py its numba loops
+    im2col.py          im2col + GEMM convolution, its weight and input gradients, batch chunking
+    col2im.py          compiled scatter-add of d cols back onto the padded input
+    winograd.py        Winograd F(2×2, 3×3) for stride-1 3×3 layers with many channels
+    fastpool.py        2×2 stride-2 pooling (driver); pool_kernels.py its numba loops
+    workspace.py       reusable scratch arrays for the large temporaries
+    special.py         special functions NumPy lacks (erf, for GELU) as numba ufuncs
+
+Thread-level parallelism (the pool every kernel splits its work over) is convlens/parallel.py.
+Measured thresholds for every choice: docs/performance.md.
+"""

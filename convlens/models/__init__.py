@@ -7,6 +7,8 @@
     models.save_spec(models.to_spec(net, (1, 28, 28)), "net.json")
 """
 
+from convlens.models.graph import GraphModule
+from convlens.models.graph_spec import from_graph_spec, is_graph_spec
 from convlens.models.spec import LAYER_TYPES, SpecError, from_spec, load_spec, plan_spec, save_spec, to_spec
 from convlens.models.zoo import (
     cifar_bn,
@@ -18,6 +20,7 @@ from convlens.models.zoo import (
     lenet5,
     list_models,
     mlp,
+    resnet20,
     tiny_vgg,
 )
 
@@ -26,6 +29,7 @@ __all__ = [
     "default_input_shape", "default_recipe", "from_spec", "to_spec", "load_spec", "save_spec", "plan_spec",
     "SpecError", "LAYER_TYPES",
 ]
+__all__ += ["resnet20", "GraphModule", "from_graph_spec", "is_graph_spec"]
 
 # airbench-style fast-training nets (docs/recipes.md)
 from convlens.models.airbench import PatchWhitening, airbench, airbench93, airbench94  # noqa: E402

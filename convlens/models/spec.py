@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import tomllib
 from pathlib import Path
 
@@ -77,6 +78,10 @@ _TOP_KEYS = ("input_shape", "layers", "name", "description")
 
 class SpecError(ValueError):
     """A spec that cannot be built; the message names the layer (counted from 1) and the key."""
+
+
+class SpecNotFoundError(SpecError, FileNotFoundError):
+    """A spec path that does not exist (a SpecError, and a FileNotFoundError as before)."""
 
 
 # ---- validation helpers ---------------------------------------------------------------------------------
@@ -286,6 +291,7 @@ def _plan(layers, input_shape: tuple, start: int = 0, first_layer: int = 1, used
     planned, shape = [], input_shape
     for i, layer in enumerate(layers, first_layer):
         mods, shape, kind = _plan_layer(i, layer, shape)
+        _check_size(i, kind, mods, shape)
         name = layer.get("name")
         if name is not None and (not isinstance(name, str) or not name.isidentifier()):
             raise SpecError(f"{_where(i, kind)}: 'name' must be an identifier (letters, digits, _), got {name!r}")
@@ -301,18 +307,57 @@ def _plan(layers, input_shape: tuple, start: int = 0, first_layer: int = 1, used
     return planned, shape
 
 
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on every platform
+        return 8 * 2**30
+
+
+def _check_size(i: int, kind: str, mods, out_shape) -> None:
+    """Refuse, before anything is allocated, a layer whose weights (float32, with their gradient and two
+    optimizer buffers: 16 bytes a parameter) or per-image output could not fit in this machine's memory:
+    ``fc units=1e8`` said "internal error (MemoryError)" after trying to allocate 300 GB."""
+    params = 0
+    for _, cls, kw in mods:
+        if cls == "Linear":
+            params += kw["in_features"] * kw["out_features"] + (kw["out_features"] if kw["bias"] else 0)
+        elif cls.startswith("Conv"):
+            k = kw["kernel_size"]
+            taps = math.prod(k) if isinstance(k, tuple) else k ** int(cls[4])
+            params += kw["out_channels"] * (kw["in_channels"] // kw["groups"]) * taps + (
+                kw["out_channels"] if kw["bias"] else 0)
+    memory = _physical_memory()
+    if params * 16 > memory:
+        raise SpecError(f"{_where(i, kind)}: {params:,} parameters would need {params * 16 / 1e9:,.1f} GB to train "
+                        f"(weights, gradients, optimizer state), this machine has {memory / 1e9:.1f} GB; use fewer "
+                        "units/filters or a smaller input")
+    values = math.prod(out_shape)
+    if values * 4 > memory // 4:
+        raise SpecError(f"{_where(i, kind)}: its output of shape {tuple(out_shape)} is {values * 4 / 1e9:,.1f} GB per "
+                        f"image, more than this machine's {memory / 1e9:.1f} GB allow")
+
+
 # ---- loading and building -------------------------------------------------------------------------------
 def load_spec(path) -> dict:
     """Read a spec file: ``.toml`` with tomllib, anything else as JSON. Returns a dict (a bare JSON list of
     layers comes back as ``{"layers": [...]}``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"load_spec: no spec file at {path}")
-    text = path.read_text(encoding="utf-8")
+        raise SpecNotFoundError(f"load_spec: no spec file at {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"load_spec: {path.name} is not UTF-8 text (byte offset {e.start}: {e.reason})") from None
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except RecursionError:
+        raise SpecError(f"load_spec: {path.name} is nested too deeply to be a spec") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
         raise SpecError(f"load_spec: {path.name} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: {e}") from None
+    if not isinstance(data, dict | list):
+        raise SpecError(f"load_spec: {path.name} holds a {type(data).__name__}: expected an object with 'layers' "
+                        "(and optionally 'input_shape') or a list of layer tables")
     return {"layers": data} if isinstance(data, list) else data
 
 
@@ -353,6 +398,12 @@ def from_spec(spec, input_shape=None):
     """
     from convlens import nn
 
+    if isinstance(spec, str | Path):
+        spec = load_spec(spec)
+    from convlens.models.graph_spec import from_graph_spec, is_graph_spec
+
+    if is_graph_spec(spec):  # named inputs or branch layers: a GraphModule (convlens.models.graph_spec)
+        return from_graph_spec(spec, input_shape)
     planned, _, _ = plan_spec(spec, input_shape)
     model = nn.Sequential()
     for name, cls, kwargs, _ in planned:
@@ -503,6 +554,8 @@ def to_spec(model, input_shape) -> dict:
     that ``from_spec(to_spec(model, shape))`` has the same layers and parameter count. For a flat Sequential
     the module names, and so the state_dict keys, are the same too."""
     shape = _input_shape(input_shape, "to_spec")
+    if hasattr(model, "to_graph_spec"):  # a GraphModule writes the graph form (convlens.models.graph_spec)
+        return model.to_graph_spec(shape)
     leaves = _leaves(model)
     flat = all("." not in n for n, _ in leaves)
     layers, used, j = [], {}, 0

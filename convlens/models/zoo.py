@@ -189,6 +189,25 @@ _MODELS = {
                          batch_size=128, epochs=30, augment="flip,shift")),
 }
 
+# ---- dense prediction (convlens.models.dense): fully convolutional, for mnist-scenes -------------------------
+from convlens.models import dense as _dense  # noqa: E402  (the registry above stays the module's first part)
+
+
+def _dense_kwargs(shape: tuple) -> dict:
+    if len(shape) != 3:
+        raise ValueError(f"expected an image input shape (C, H, W), got {shape}")
+    return {"in_channels": shape[0]}  # any H, W: the nets are fully convolutional
+
+
+# Adam + one-cycle on the embedded scenes (4,000 training scenes of mnist-mini's digits), no augmentation
+# (flips would change digits); the metric of the validation split picks the best epoch.
+_MODELS["unet-small"] = (_dense.unet_small, (1, 64, 64), _dense_kwargs,
+                         _recipe("mnist-scenes-mini", "adam", 3e-3, schedule="onecycle", batch_size=16, epochs=3,
+                                 normalize=False, val_split=0.1))
+_MODELS["centernet-small"] = (_dense.centernet_small, (1, 64, 64), _dense_kwargs,
+                              _recipe("mnist-scenes-mini", "adam", 3e-3, schedule="onecycle", batch_size=32,
+                                      epochs=6, normalize=False, val_split=0.1))
+
 
 # ---- airbench-style nets (convlens/models/airbench.py; docs/recipes.md) ----------------------------------
 def airbench_fmnist(in_channels: int = 1, num_classes: int = 10, input_size=28):
@@ -270,3 +289,63 @@ def get_model(name: str, input_shape=None, **kwargs):
 
 def _json_safe(kwargs: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items() if v is not None}
+
+
+# ---- issue 17: a graph (residual) model ------------------------------------------------------------------
+def _basic_block(name: str, src: str, width: int, stride: int, project: bool) -> list:
+    """He et al.'s basic block: conv3×3-BN-ReLU-conv3×3-BN, plus the shortcut, then ReLU. The shortcut is
+    the identity, or a 1×1 conv + BN (option B) where the block changes width or resolution."""
+    layers = [
+        {"name": f"{name}_conv1", "type": "conv", "filters": width, "size": 3, "stride": stride, "pad": 1,
+         "bias": False, "inputs": [src]},
+        {"name": f"{name}_bn1", "type": "batchnorm"},
+        {"name": f"{name}_relu1", "type": "relu"},
+        {"name": f"{name}_conv2", "type": "conv", "filters": width, "size": 3, "pad": 1, "bias": False},
+        {"name": f"{name}_bn2", "type": "batchnorm"},
+    ]
+    shortcut = src
+    if project:
+        layers += [{"name": f"{name}_proj", "type": "conv", "filters": width, "size": 1, "stride": stride,
+                    "bias": False, "inputs": [src]},
+                   {"name": f"{name}_proj_bn", "type": "batchnorm"}]
+        shortcut = f"{name}_proj_bn"
+    layers += [{"name": f"{name}_add", "type": "add", "inputs": [f"{name}_bn2", shortcut]},
+               {"name": f"{name}_relu", "type": "relu"}]
+    return layers
+
+
+def resnet20(in_channels: int = 3, num_classes: int = 10, input_size=32, blocks_per_stage: int = 3):
+    """ResNet-20 for CIFAR-10 (He et al. 2016, §4.2), a graph model; 272,474 parameters for 3 channels.
+
+    A 3×3 conv with 16 filters, then three stages of `blocks_per_stage` basic blocks (two 3×3 convs with
+    batch norm and a skip connection each) at 16, 32 and 64 channels (32 → 16 → 8 by stride-2 first
+    convs, with 1×1 projection shortcuts there), global average pooling and a linear classifier:
+    6·3 + 2 = 20 weight layers. Built from a graph spec (`convlens.models.graph_spec`), so it saves,
+    exports to ONNX and explains like any spec model.
+    """
+    from convlens.models.graph_spec import from_graph_spec
+
+    where = f"resnet20(in_channels={in_channels}, num_classes={num_classes})"
+    _check(where, in_channels=in_channels, num_classes=num_classes, blocks_per_stage=blocks_per_stage)
+    layers = [{"name": "conv1", "type": "conv", "filters": 16, "size": 3, "pad": 1, "bias": False},
+              {"name": "bn1", "type": "batchnorm"}, {"name": "relu1", "type": "relu"}]
+    src, width = "relu1", 16
+    for s, w in enumerate((16, 32, 64), 1):
+        for b in range(1, blocks_per_stage + 1):
+            stride = 2 if s > 1 and b == 1 else 1
+            name = f"s{s}b{b}"
+            layers += _basic_block(name, src, w, stride, project=stride != 1 or w != width)
+            src, width = f"{name}_relu", w
+    layers += [{"name": "gap", "type": "global_pool"}, {"name": "fc", "type": "fc", "units": num_classes}]
+    shape = (in_channels, *_size(input_size, where))
+    try:
+        return from_graph_spec({"layers": layers}, shape)
+    except ValueError as e:
+        raise ValueError(f"{where}: cannot build for input shape {shape}: {e}") from None
+
+
+__all__ += ["resnet20"]
+# SGD with momentum, weight decay 1e-4 (the paper's 1e-4, 0.9, batch 128) and one-cycle, flips + shifts.
+_MODELS["resnet20"] = (resnet20, (3, 32, 32), _image_kwargs,
+                       _recipe("cifar10", "sgd", 0.1, momentum=0.9, weight_decay=1e-4, schedule="onecycle",
+                               batch_size=128, epochs=30, augment="flip,shift"))

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["fit", "FitResult", "TrainControl", "NonFiniteLossError"]
 
 
@@ -99,6 +101,7 @@ class _Progress:
     best_val_loss: float | None = None
     bad_epochs: int = 0
     examples_total: int = 0
+    first_loss: float | None = None  # the run's first batch loss: the divergence guard's yardstick
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -114,6 +117,26 @@ def _lr(optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
+# The divergence guard: a loss this many times its start (or its start + this, for a start near 0) means
+# the run blew up even if no NaN appeared (Adam at lr 1e6 on LeNet-5 "trains" at a loss of 4e29).
+DIVERGENCE_FACTOR = 1e3
+
+
+def _diverged(value: float, first: float | None) -> bool:
+    return first is not None and value > DIVERGENCE_FACTOR * max(abs(first), 1.0)
+
+
+def _grads_finite(params) -> bool:
+    """All gradients finite: a sum is finite only when every term is (one pass, no temporaries)."""
+    import numpy as np
+
+    for p in params:
+        g = p.grad
+        if g is not None and not np.isfinite(np.sum(g._data, dtype=np.float64)):
+            return False
+    return True
+
+
 def _is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -121,7 +144,8 @@ def _is_main_thread() -> bool:
 def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, scheduler=None, loss_fn=None,
         run_dir=None, early_stopping: int | None = None, on_epoch_end=None, on_batch_end=None,
         control: TrainControl | None = None, info: dict | None = None, resume=None,
-        scheduler_interval: str | None = None, progress: bool = True, handle_sigint: bool = True) -> FitResult:
+        scheduler_interval: str | None = None, progress: bool = True, handle_sigint: bool = True,
+        restore_scheduler: bool = True) -> FitResult:
     """Train ``model`` for ``epochs`` epochs (the total, counting epochs done before a resume).
 
     Args:
@@ -144,16 +168,25 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
         resume: a run directory or checkpoint to continue from (its ``last.*`` pair); the model,
             optimizer, scheduler and loaders must be built as for the original run.
         progress: one line per epoch on stderr, and a live tqdm bar when stderr is a terminal.
-        handle_sigint: in the main thread, the first Ctrl-C stops after the current batch and saves
-            (status "interrupted"); a second one raises KeyboardInterrupt at once.
+        handle_sigint: in the main thread, the first Ctrl-C (or SIGTERM) stops after the current batch and
+            saves (status "interrupted"); a second one raises KeyboardInterrupt at once.
+        restore_scheduler: with ``resume``, False keeps the given (fresh) scheduler and the optimizer's
+            hyper-parameters as built and restores only the optimizer's buffers: a new schedule phase
+            that extends a finished run.
 
-    Raises NonFiniteLossError when the loss becomes NaN/Inf (nothing is saved over the last good
-    checkpoint).
+    Raises NonFiniteLossError when the loss becomes NaN/Inf, a gradient is not finite, or the loss grows
+    to DIVERGENCE_FACTOR times its first value (nothing is saved over the last good checkpoint).
     """
-    from convlens.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, write_json_atomic
+    from convlens.checkpoint import (
+        clean_stale_temps,
+        load_checkpoint,
+        restore_optimizer,
+        save_checkpoint,
+        write_json_atomic,
+    )
+    from convlens.distributed.training import prepare as distributed_job
     from convlens.tensor import get_rng_state, set_rng_state
     from convlens.train.data_parallel import SlicedStep
-    from convlens.train.metrics import evaluate
 
     if optimizer is None:
         from convlens.optim import SGD
@@ -171,23 +204,35 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
     if scheduler_interval is None:
         scheduler_interval = "batch" if type(scheduler).__name__ == "OneCycleLR" else "epoch"
     state = _Progress()
+    # MPI ranks (convlens.distributed): gradients averaged, rank 0 prints and writes; one process: as ever
+    job = distributed_job(model, train_loader)
+    model, progress = job.model, progress and job.main
 
     if resume is not None:
         src = Path(resume)
         if src.is_dir():
             src = src / "last.safetensors"
-        _, saved = load_checkpoint(src, model=model)
-        restore_optimizer(saved, optimizer, scheduler)
-        train_loader.load_state_dict(saved["loader"])
-        set_rng_state(saved["rng_state"])
+        _, saved = load_checkpoint(src, model=job.net)
+        job.check_resume(src, saved)
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        restore_optimizer(saved, optimizer, scheduler if restore_scheduler else None)
+        if not restore_scheduler:  # the new phase's learning rates, the old run's moment buffers
+            for group, hyper in zip(optimizer.param_groups, fresh):
+                group.update(hyper)
+        job.restore(saved, train_loader, set_rng_state)  # the loader's position and the random state
         state = _Progress(**saved["progress"])
 
     def save(kind: str) -> Path | None:
         if run_dir is None:
             return None
+        ranks = job.states(train_loader.state_dict(), get_rng_state())  # every rank's, on N > 1 ranks
+        if not job.main:
+            return None
         meta = dict(info, epoch=state.epoch, batch=state.batch, loader=train_loader.state_dict(),
                     rng_state=get_rng_state(), progress=state.to_dict(), kind=kind)
-        path = save_checkpoint(run_dir / kind, model, optimizer, scheduler, **meta)
+        if ranks is not None:
+            meta["distributed"] = ranks
+        path = save_checkpoint(run_dir / kind, job.net, optimizer, scheduler, **meta)
         if kind == "last":
             write_json_atomic(run_dir / "history.json", state.history)
         return path
@@ -199,55 +244,75 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
         return best if best.is_file() else (run_dir / "last.safetensors" if (run_dir / "last.safetensors").is_file()
                                             else None)
 
-    previous_handler = None
+    previous_handlers = {}
     if handle_sigint and _is_main_thread():
         def on_sigint(signum, frame):
             if control.stopped:
                 raise KeyboardInterrupt
             control.stop("interrupted")
-            print("\nconvlens: stopping after this batch and saving (Ctrl-C again to abort at once)",
+            what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            print(f"\nconvlens: {what}: stopping after this batch and saving (Ctrl-C again to abort at once)",
                   file=sys.stderr, flush=True)
 
-        previous_handler = signal.signal(signal.SIGINT, on_sigint)
+        # SIGTERM (kill, a job scheduler, docker stop) is treated as Ctrl-C: save, then stop
+        for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+            if sig is not None:
+                previous_handlers[sig] = signal.signal(sig, on_sigint)
 
     start = time.perf_counter()
     status = "completed"
     bar = None
-    if run_dir is not None:
+    if run_dir is not None and job.main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(run_dir)  # what writers killed mid-save left (a resumed run already recovered)
     model.train()
-    step = SlicedStep(model, loss_fn)
+    step = SlicedStep(model, loss_fn, slices=job.slices)
+    step_params = [p for g in optimizer.param_groups for p in g["params"]]
     try:
         while state.epoch < epochs:
-            if control.stopped:
+            if job.sync_stop(control):
                 status = control.reason
                 break
             epoch = state.epoch
             if state.batch == 0:
                 train_loader.set_epoch(epoch)
                 state.loss_sum, state.correct, state.seen, state.train_seconds = 0.0, 0, 0, 0.0
+            job.set_epoch(train_loader, epoch)  # a DistributedSampler's shuffle, also when resumed mid-epoch
             nb = len(train_loader)
             lr = _lr(optimizer)
             bar = _bar(progress, nb, state.batch, f"epoch {epoch + 1}/{epochs}")
             t0 = time.perf_counter()
             for x, y in train_loader:
                 optimizer.zero_grad()
-                value, logits = step(x, y)  # forward, loss and backward (in batch slices on the threads)
+                # overflow inside a diverging step is reported by the guard below, not as RuntimeWarnings
+                with np.errstate(over="ignore", invalid="ignore"):
+                    value, logits = step(x, y)  # forward, loss and backward (in batch slices on the threads)
+                n, correct = int(y.shape[0]), int((logits.argmax(axis=1) == y._data).sum())
+                value, n, correct = job.batch_totals(value, n, correct)  # the global batch's, on N ranks
+                if state.first_loss is None and math.isfinite(value):
+                    state.first_loss = float(value)
+                problem = None
                 if not math.isfinite(value):
+                    problem = f"the loss became {value}"
+                elif _diverged(value, state.first_loss):
+                    problem = f"the loss diverged to {value:.3g} (it started at {state.first_loss:.3g})"
+                elif not _grads_finite(step_params):
+                    problem = f"a gradient became NaN or infinite (loss {value:.3g})"
+                if problem is not None:
                     good = run_dir / "last.safetensors" if run_dir is not None else None
                     good = good if good is not None and good.is_file() else None
                     raise NonFiniteLossError(
-                        f"the loss became {value} at epoch {epoch + 1}, batch {state.batch + 1}; training stopped "
+                        f"{problem} at epoch {epoch + 1}, batch {state.batch + 1}; training stopped "
                         "(try a lower learning rate). "
                         + (f"The last good checkpoint is kept: {good}." if good else "No checkpoint was saved."),
                         epoch + 1, state.batch + 1, good, state.history)
-                optimizer.step()
+                with np.errstate(over="ignore", invalid="ignore"):
+                    optimizer.step()
                 if scheduler is not None and scheduler_interval == "batch":
                     scheduler.step()
-                n = int(y.shape[0])
                 state.batch += 1
                 state.loss_sum += value * n
-                state.correct += int((logits.argmax(axis=1) == y._data).sum())
+                state.correct += correct
                 state.seen += n
                 state.examples_total += n
                 elapsed = state.train_seconds + time.perf_counter() - t0
@@ -271,7 +336,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                     paused_at = time.perf_counter()
                     control.wait_while_paused()
                     t0 += time.perf_counter() - paused_at  # paused time is not training time
-                if control.stopped:
+                if job.sync_stop(control):
                     break
             state.train_seconds += time.perf_counter() - t0
             if bar is not None:
@@ -287,7 +352,11 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                       "train_accuracy": state.correct / state.seen, "val_loss": None, "val_accuracy": None,
                       "lr": lr}
             if val_loader is not None:
-                val = evaluate(model, val_loader, progress=progress, desc="validating")
+                # validation leaves the training's random stream alone: a loader drawing its seed on first
+                # use (a fresh one after a resume) would otherwise shift every later dropout mask
+                rng_before = get_rng_state()
+                val = job.evaluate(val_loader, progress=progress, desc="validating")  # sharded on N ranks
+                set_rng_state(rng_before)
                 record["val_loss"], record["val_accuracy"] = val["loss"], val["accuracy"]
                 model.train()
             if scheduler is not None and scheduler_interval == "epoch":
@@ -307,9 +376,11 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
                     state.bad_epochs = 0
                 else:
                     state.bad_epochs += 1
-            save("last")
+            # best before last: a kill between the two leaves last.* at the previous epoch, and the resumed
+            # run redoes this epoch bit for bit and writes the same best.* again
             if improved:
                 save("best")
+            save("last")
             if progress:
                 print(_epoch_line(record, epochs), file=sys.stderr, flush=True)
             if on_epoch_end is not None and on_epoch_end(dict(record)) == "stop":
@@ -323,8 +394,9 @@ def fit(model, train_loader, val_loader=None, optimizer=None, epochs: int = 1, s
     finally:
         if bar is not None:
             bar.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+    job.finish()
     return FitResult(history=state.history, status=status, epochs_completed=state.epoch,
                      seconds=time.perf_counter() - start, best_epoch=state.best_epoch,
                      best_val_accuracy=state.best_val_accuracy, run_dir=run_dir, checkpoint=checkpoint_path(),

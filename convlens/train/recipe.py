@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
-__all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES", "fingerprint", "fingerprint_change"]
 
 OPTIMIZERS = ("sgd", "adadelta", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle", "linear")
@@ -42,6 +42,10 @@ class Recipe:
     val_split: float = 0.1
     limit: int | None = None
     early_stopping: int | None = None
+    size: list[int] | None = None  # [H, W]: resize a folder's images (photos of many sizes); None keeps them
+    # the epoch at which the current schedule started: 0, or where a finished run was extended (the
+    # schedule then runs again over the added epochs, as a second one-cycle / cosine / step phase)
+    schedule_start: int = 0
     # fast-training options (airbench's recipe; docs/recipes.md). schedule "linear": warm-up from lr·lr_start
     # to lr over the first `warmup` fraction of the steps, then down to lr·lr_end, per batch.
     nesterov: bool = False
@@ -133,12 +137,23 @@ class Recipe:
             bad("limit", "an integer >= 2 or None")
         if self.early_stopping is not None and int(self.early_stopping) < 1:
             bad("early_stopping", "an integer >= 1 (epochs without improvement) or None")
+        if not 0 <= int(self.schedule_start) < int(self.epochs):
+            bad("schedule_start", f"in [0, epochs = {self.epochs})")
+        self.schedule_start = int(self.schedule_start)
         self.batch_size, self.epochs, self.seed = int(self.batch_size), int(self.epochs), int(self.seed)
         self.lr, self.momentum, self.weight_decay = float(self.lr), float(self.momentum), float(self.weight_decay)
         self.label_smoothing, self.val_split = float(self.label_smoothing), float(self.val_split)
         self.rho = None if self.rho is None else float(self.rho)
         self.eps = None if self.eps is None else float(self.eps)
         self.normalize = bool(self.normalize)
+        if self.size is not None:
+            try:
+                hw = [int(v) for v in self.size]
+            except (TypeError, ValueError):
+                hw = []
+            if len(hw) != 2 or min(hw) < 1:
+                bad("size", "[H, W] of positive integers or None")
+            self.size = hw
         self._validate_fast()
 
     def _validate_fast(self) -> None:
@@ -211,7 +226,8 @@ class Recipe:
         of the run; cosine: to 0 over the run; onecycle: warm-up to ``lr`` then anneal, per batch."""
         from convlens.optim import lr_scheduler as S
 
-        total = self.epochs * steps_per_epoch
+        span = self.epochs - self.schedule_start  # the epochs this schedule phase covers
+        total = span * steps_per_epoch
         if hasattr(optimizer, "sync_at"):  # Lookahead: airbench's α(t), and the model left on the slow weights
             from convlens.optim.lookahead import airbench_alpha
 
@@ -225,13 +241,13 @@ class Recipe:
                        for g in optimizer.param_groups]
             return S.LambdaLR(optimizer, lambdas), "batch"
         if self.schedule == "step":
-            return S.StepLR(optimizer, step_size=max(1, self.epochs // 3), gamma=0.1), "epoch"
+            return S.StepLR(optimizer, step_size=max(1, span // 3), gamma=0.1), "epoch"
         if self.schedule == "cosine":
-            return S.CosineAnnealingLR(optimizer, T_max=self.epochs), "epoch"
+            return S.CosineAnnealingLR(optimizer, T_max=span), "epoch"
         if self.schedule == "onecycle":
             cycle = self.optimizer in ("sgd", "rmsprop", "adam", "adamw") and (
                 self.optimizer not in ("sgd", "rmsprop") or self.momentum > 0)
-            return S.OneCycleLR(optimizer, max_lr=self.lr, epochs=self.epochs, steps_per_epoch=steps_per_epoch,
+            return S.OneCycleLR(optimizer, max_lr=self.lr, epochs=span, steps_per_epoch=steps_per_epoch,
                                 cycle_momentum=cycle), "batch"
         return None, "epoch"
 
@@ -296,13 +312,17 @@ class Recipe:
             opt += f" weight_decay={self.weight_decay:g}"
         rows = [
             ("model", self.model), ("dataset", self.dataset + (f" (limit {self.limit})" if self.limit else "")),
-            ("optimizer", opt), ("schedule", self.schedule),
+            ("optimizer", opt),
+            ("schedule", self.schedule + (f" (a new phase from epoch {self.schedule_start + 1})"
+                                          if self.schedule_start and self.schedule != "none" else "")),
             ("epochs", f"{self.epochs}, batch size {self.batch_size}"),
             ("augment", self.augment or "none"), ("normalize", "yes" if self.normalize else "no"),
             ("label smoothing", f"{self.label_smoothing:g}"),
             ("validation", f"{self.val_split:.0%} of the training set" if self.val_split else "none"),
             ("seed", str(self.seed)),
         ]
+        if self.size:
+            rows.append(("resize", f"{self.size[0]}×{self.size[1]}"))
         fast = [k for k, on in (("nesterov", self.nesterov), ("decoupled weight decay", self.decoupled_weight_decay),
                                 (f"bias lr ×{self.bias_lr_scale:g}", self.bias_lr_scale != 1),
                                 (f"lookahead k={self.lookahead}", self.lookahead),
@@ -316,3 +336,38 @@ class Recipe:
             rows.append(("early stopping", f"after {self.early_stopping} epochs without improvement"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+# ---- what a run trained on ----------------------------------------------------------------------------
+def fingerprint(dataset) -> dict:
+    """What identifies a data set's contents: count, classes, image shape and BLAKE2 hashes of the
+    labels and of the pixels (~1 GB/s: 0.05 s for MNIST's 47 MB). Stored in a run's checkpoints so that
+    a resume on different data is refused (`fingerprint_change`) instead of silently training on it."""
+    import hashlib
+
+    import numpy as np
+
+    images = np.ascontiguousarray(dataset.images)
+    labels = np.ascontiguousarray(np.asarray(dataset.labels, dtype=np.int64))
+    return {"n": int(labels.shape[0]), "classes": [str(c) for c in dataset.classes],
+            "shape": [int(s) for s in images.shape[1:]],
+            "labels_hash": hashlib.blake2b(labels.tobytes(), digest_size=16).hexdigest(),
+            "images_hash": hashlib.blake2b(memoryview(images).cast("B"), digest_size=16).hexdigest()}
+
+
+def fingerprint_change(saved: dict | None, now: dict) -> str | None:
+    """None when ``now`` is the data ``saved`` describes, else what changed, in words."""
+    if not isinstance(saved, dict):
+        return None  # a run from before fingerprints: nothing to compare
+    changes = []
+    if saved.get("n") != now["n"]:
+        changes.append(f"{saved.get('n')} images then, {now['n']} now")
+    if saved.get("classes") != now["classes"]:
+        changes.append(f"classes {saved.get('classes')} then, {now['classes']} now")
+    if saved.get("shape") != now["shape"]:
+        changes.append(f"image shape {tuple(saved.get('shape') or ())} then, {tuple(now['shape'])} now")
+    if not changes and saved.get("labels_hash") != now["labels_hash"]:
+        changes.append("the same count and classes but different labels")
+    if not changes and saved.get("images_hash") != now["images_hash"]:
+        changes.append("the same count, classes and labels but different pixels")
+    return "; ".join(changes) or None

@@ -7,6 +7,6 @@ arithmetic, and a batch fast path that the DataLoader takes when a data set's wh
 batch form (e.g. ``Compose([ToTensor(), Normalize(...)])`` on MNIST).
 """
 
-from convlens.vision import datasets, transforms, utils
+from convlens.vision import datasets, ops, transforms, utils
 
-__all__ = ["datasets", "transforms", "utils"]
+__all__ = ["datasets", "ops", "transforms", "utils"]

@@ -11,11 +11,10 @@ from collections import OrderedDict
 
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from convlens.web import explain as X
-from convlens.web.http import read_image_request, read_json, threaded
+from convlens.web.http import JSONResponse, loads, read_image_request, read_json, threaded
 from convlens.web.images import HTTPError, float_map, png_data_url
 
 __all__ = ["routes", "InputCache"]
@@ -58,7 +57,7 @@ def _int(body: dict, key: str, default=None, lo=None, hi=None) -> int:
         iv = int(v)
         if isinstance(v, bool) or iv != float(v):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise HTTPError(422, f"{key} must be an integer, got {v!r}") from None
     if (lo is not None and iv < lo) or (hi is not None and iv > hi):
         raise HTTPError(422, f"{key} must be in {lo}..{hi}, got {iv}")
@@ -69,14 +68,23 @@ def _int(body: dict, key: str, default=None, lo=None, hi=None) -> int:
 async def list_models(request: Request):
     from convlens import models
     from convlens.train import OPTIMIZERS, SCHEDULES
+    from convlens.web.jobs import QUICK
 
     out = [{"name": n, "description": models.describe_model(n), "input_shape": list(models.default_input_shape(n)),
-            "recipe": models.default_recipe(n)} for n in models.list_models()]
+            "recipe": models.default_recipe(n), "quick": QUICK.get(n)} for n in models.list_models()]
     return JSONResponse({"models": out, "optimizers": list(OPTIMIZERS), "schedules": list(SCHEDULES)})
 
 
 async def list_datasets(request: Request):
     return JSONResponse({"datasets": _web(request).registry.describe()})
+
+
+async def load_dataset(request: Request):
+    """``{"name": NAME}``: start loading a data set in the background; poll GET /api/datasets for its
+    ``state`` (loading, with the phase and seconds so far; ready; failed, with the error)."""
+    body = await read_json(request)
+    st = await threaded(_web(request).registry.load_async, body.get("name"))
+    return JSONResponse({"name": body.get("name"), **st}, status_code=202 if st["state"] == "loading" else 200)
 
 
 def _model_info(web) -> dict:
@@ -91,8 +99,8 @@ def _model_info(web) -> dict:
         layer.pop("values", None)
     keep = ("dataset", "model_name", "test_accuracy", "val_accuracy", "test_set", "epoch", "recipe")
     return {"label": h.label, "classes": h.classes, "input_shape": list(h.input_shape), "digit_model": h.is_digit_model,
-            "info": {k: h.info.get(k) for k in keep if h.info.get(k) is not None},
-            "summary": rows, "layers": layers, "samples": web.samples_name()}
+            "info": {k: h.info.get(k) for k in keep if h.info.get(k) is not None}, "source": web.source,
+            "summary": rows, "layers": layers, "samples": web.samples_name(), "shipped": sorted(web.shipped)}
 
 
 async def model_info(request: Request):
@@ -100,17 +108,29 @@ async def model_info(request: Request):
 
 
 async def samples(request: Request):
+    """``?offset=&count=&label=``: a page of the images the Explain page offers (``label``: one class's
+    images only, by class index or name)."""
     web = _web(request)
-    q = request.query_params
-    count = _int(dict(q), "count", 24, 1, 200)
-    offset = _int(dict(q), "offset", 0, 0, None)
-    ds = web.sample_set()
+    q = dict(request.query_params)
+    count = _int(q, "count", 24, 1, 200)
+    offset = _int(q, "offset", 0, 0, 10**9)
+    ds = await threaded(web.sample_set)
     if ds is None:
-        return JSONResponse({"dataset": None, "samples": [], "total": 0,
-                             "message": "no test images for this model's data set; upload an image instead"})
-    idx = range(offset, min(offset + count, len(ds)))
-    items = [{"index": i, "label": ds.classes[int(ds.labels[i])], "image": png_data_url(ds.images[i])} for i in idx]
-    return JSONResponse({"dataset": web.samples_name(), "samples": items, "total": len(ds)})
+        msg = web.samples_message()
+        return JSONResponse({"dataset": web.samples_name(), "samples": [], "total": 0, "message": msg,
+                             "loading": bool(msg and "still loading" in msg)})
+    labels = np.asarray(ds.labels)
+    classes = list(ds.classes)
+    pool = np.arange(len(ds))
+    label = q.get("label")
+    if label not in (None, ""):
+        k = classes.index(label) if label in classes else _int({"label": label}, "label", None, 0, len(classes) - 1)
+        pool = np.flatnonzero(labels == k)
+    idx = pool[offset: offset + count]
+    items = [{"index": int(i), "label": classes[int(labels[i])], "image": png_data_url(ds.images[i])} for i in idx]
+    return JSONResponse({"dataset": web.samples_name(), "part": web.samples_part(), "samples": items,
+                         "total": int(pool.size), "offset": offset, "classes": classes,
+                         "counts": np.bincount(labels, minlength=len(classes)).tolist()})
 
 
 # ---- explain ---------------------------------------------------------------------------------------------
@@ -177,6 +197,52 @@ async def explain_pool(request: Request):
     return JSONResponse(await threaded(_explain_point, _web(request), body, X.explain_pool))
 
 
+def _explain_fc(web, body: dict) -> dict:
+    pixels = _pixels_from(web, body, None)
+    layer = body.get("layer")
+    if not isinstance(layer, str):
+        raise HTTPError(422, "layer is required: a Linear layer's name such as 'fc1'")
+    unit = _int(body, "unit")
+    h = web.handle
+    with h.lock:
+        traces = X.trace(h.model, h.normalise(pixels), h.input_shape)
+    try:
+        out = X.explain_fc(traces, layer, unit)
+    except ValueError as e:
+        raise HTTPError(422, str(e)) from None
+    if traces[-1].name == out["layer"]:
+        out["softmax"] = X.logits(traces, h.classes)
+    return out
+
+
+async def explain_fc(request: Request):
+    body = await read_json(request)
+    return JSONResponse(await threaded(_explain_fc, _web(request), body))
+
+
+SHIFT_MAX = 8
+
+
+def _shift(web, body: dict) -> dict:
+    pixels = _pixels_from(web, body, None)
+    dy, dx = _int(body, "dy", 0, -SHIFT_MAX, SHIFT_MAX), _int(body, "dx", 0, -SHIFT_MAX, SHIFT_MAX)
+    moved = X._shift(pixels, dy, dx)
+    h = web.handle
+    with h.lock:
+        out = X.shift_demo(h.model, h.normalise(pixels), h.normalise(moved), h.input_shape, dy, dx, h.classes,
+                           float_map)
+    out["input"] = {"original": png_data_url(pixels), "shifted": png_data_url(moved), "shape": list(pixels.shape)}
+    out["model"] = h.label
+    return out
+
+
+async def shift(request: Request):
+    """Move the input (a ``sample`` or an ``input_id``) by (``dy``, ``dx``) pixels, |d| ≤ 8, and compare
+    every layer's maps and the prediction (`convlens.web.explain.shift_demo`)."""
+    body = await read_json(request)
+    return JSONResponse(await threaded(_shift, _web(request), body))
+
+
 def _predict(web, body: dict, image) -> dict:
     if image is None:
         raise HTTPError(422, "send the drawing as 'image' (a PNG data URL or a multipart file)")
@@ -221,12 +287,13 @@ def _kernel(value) -> tuple[str, np.ndarray]:
         key = value.strip().lower()
         return key, KERNELS[key].copy()
     if isinstance(value, str):
-        import json
-
+        if len(value) > 20_000:
+            raise HTTPError(422, f"kernel text too long ({len(value):,} characters)")
         try:
-            value = json.loads(value)
-        except ValueError:
-            raise HTTPError(422, f"kernel must be one of {', '.join(KERNELS)} or rows of numbers, got {value!r}") from None
+            value = loads(value, "kernel: invalid JSON:", 422)
+        except HTTPError:
+            raise HTTPError(422, f"kernel must be one of {', '.join(KERNELS)} or rows of numbers, "
+                                 f"got {value[:80]!r}") from None
     try:
         k = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -237,7 +304,11 @@ def _kernel(value) -> tuple[str, np.ndarray]:
         raise HTTPError(422, f"kernel must be at most {KERNEL_MAX}×{KERNEL_MAX}, got {k.shape[0]}×{k.shape[1]}")
     if not np.all(np.isfinite(k)):
         raise HTTPError(422, "kernel values must be finite numbers")
-    return "custom", k.astype(np.float32)
+    with np.errstate(over="ignore"):
+        k32 = k.astype(np.float32)
+    if not np.all(np.isfinite(k32)):  # 1e39 is a float64 but not a float32
+        raise HTTPError(422, f"kernel values must fit float32 (|v| ≤ 3.4e38); got {float(np.abs(k).max()):.3g}")
+    return "custom", k32
 
 
 def _playground(web, body: dict, image) -> dict:
@@ -281,6 +352,9 @@ def _playground(web, body: dict, image) -> dict:
         out = apply_kernel(x, kernel, stride=stride, padding=padding, padding_mode=mode)
     except ValueError as e:
         raise HTTPError(422, str(e)) from None
+    if not np.all(np.isfinite(out)):
+        raise HTTPError(422, "the kernel's values are so large that the feature map overflows float32; use "
+                             "smaller numbers")
     return {"kernel_name": name, "kernel": kernel.tolist(), "padding": padding, "stride": stride,
             "padding_mode": mode, "note": note, "input": {"image": png_data_url(pixels), "shape": [h, w]},
             "output_shape": [int(out.shape[0]), int(out.shape[1])],
@@ -302,20 +376,131 @@ async def kernels(request: Request):
 
 
 async def model_reset(request: Request):
+    """Back to the model the server started with (the shipped LeNet-5 unless --checkpoint said otherwise)."""
     web = _web(request)
     await threaded(web.reset_model)
-    return JSONResponse({"model": web.handle.label})
+    return JSONResponse({"model": web.handle.label, "source": web.source})
+
+
+def _describe_checkpoint(path) -> dict:
+    import json
+
+    meta = {}
+    js = path.with_suffix(".json")
+    try:
+        meta = json.loads(js.read_text())
+    except (OSError, ValueError):
+        pass
+    return {k: meta.get(k) for k in ("model_name", "dataset", "input_shape", "classes", "test_accuracy", "val_accuracy",
+                                     "test_set")}
+
+
+async def checkpoints(request: Request):
+    """The shipped checkpoints (``convlens/assets/*/best.*``): what each is and which one is in use."""
+    web = _web(request)
+    items = [{"name": n, **_describe_checkpoint(p), "active": web.handle.label.startswith(n + "/")}
+             for n, p in web.shipped.items()]
+    return JSONResponse({"checkpoints": items, "current": web.handle.label, "source": web.source})
+
+
+def _use_shipped(web, name) -> dict:
+    from convlens.web.state import ModelHandle
+
+    if not isinstance(name, str) or name not in web.shipped:
+        raise HTTPError(422, f"unknown checkpoint {name!r}: expected one of {', '.join(web.shipped) or '(none shipped)'}")
+    handle = ModelHandle.from_checkpoint(web.shipped[name])
+    web.use_handle(handle, "shipped")
+    return {"model": handle.label, "source": "shipped"}
+
+
+async def model_use(request: Request):
+    """``{"checkpoint": NAME}``: run a shipped checkpoint on the Explain, Draw and Shift pages."""
+    body = await read_json(request)
+    return JSONResponse(await threaded(_use_shipped, _web(request), body.get("checkpoint")))
+
+
+UPLOAD_LIMIT = 64 * 1024 * 1024
+MAX_UPLOAD_PARAMS = 20_000_000
+
+
+def _load_upload(web, weights: bytes, meta: bytes, name: str) -> dict:
+    import shutil
+
+    from convlens.checkpoint import CheckpointError, load_checkpoint
+    from convlens.web.state import ModelHandle
+
+    folder = web.runs_dir / "uploads" / secrets.token_hex(6)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        (folder / "best.safetensors").write_bytes(weights)
+        (folder / "best.json").write_bytes(meta)
+        try:
+            model, info = load_checkpoint(folder / "best.safetensors")
+        except (CheckpointError, ValueError, KeyError, TypeError) as e:
+            raise HTTPError(422, "not a usable convlens checkpoint: " + str(e).replace(str(folder), name)) from None
+        n = sum(int(np.prod(p.shape)) for p in model.parameters())
+        if n > MAX_UPLOAD_PARAMS:
+            raise HTTPError(422, f"the model has {n:,} parameters; the web app runs at most {MAX_UPLOAD_PARAMS:,}")
+        info.pop("optimizer_state", None)
+        info.pop("scheduler_state", None)
+        handle = ModelHandle(model, info, f"uploaded: {name}")
+        try:
+            with handle.lock:
+                X.trace(model, np.zeros((1, *handle.input_shape), np.float32), handle.input_shape)
+        except (ValueError, TypeError) as e:
+            raise HTTPError(422, f"the checkpoint's model does not run on its input_shape "
+                                 f"{list(handle.input_shape)}: {e}") from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    web.use_handle(handle, "upload")
+    return {"model": handle.label, "source": "upload", "input_shape": list(handle.input_shape), "classes": handle.classes}
+
+
+async def model_upload(request: Request):
+    """A multipart form with the two files of a checkpoint: ``weights`` (NAME.safetensors) and ``meta``
+    (NAME.json), as `convlens train` and the Train page's "Save checkpoint" write them."""
+    from convlens.web.http import read_body
+
+    web = _web(request)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "multipart/form-data":
+        raise HTTPError(415, "send a multipart form with the files 'weights' (.safetensors) and 'meta' (.json)")
+    await read_body(request, UPLOAD_LIMIT + 1024 * 1024)
+    try:
+        form = await request.form(max_files=2, max_fields=8, max_part_size=UPLOAD_LIMIT)
+    except Exception as e:  # MultiPartException: a malformed form
+        raise HTTPError(400, f"malformed multipart form: {e}") from None
+    try:
+        files = {k: v for k, v in form.multi_items() if hasattr(v, "read")}
+        missing = [k for k in ("weights", "meta") if k not in files]
+        if missing:
+            raise HTTPError(422, f"missing file(s) {', '.join(missing)}: send NAME.safetensors as 'weights' and "
+                                 "NAME.json as 'meta'")
+        weights, meta = await files["weights"].read(), await files["meta"].read()
+        name = str(files["weights"].filename or "checkpoint.safetensors")[:80]
+    finally:
+        await form.close()
+    if len(weights) < 8:
+        raise HTTPError(422, "weights: not a safetensors file (too short)")
+    return JSONResponse(await threaded(_load_upload, web, weights, meta, name))
 
 
 routes = [
     Route("/api/models", list_models, methods=["GET"]),
     Route("/api/datasets", list_datasets, methods=["GET"]),
+    Route("/api/datasets/load", load_dataset, methods=["POST"]),
     Route("/api/model", model_info, methods=["GET"]),
     Route("/api/model/reset", model_reset, methods=["POST"]),
+    Route("/api/model/use", model_use, methods=["POST"]),
+    Route("/api/model/upload", model_upload, methods=["POST"]),
+    Route("/api/checkpoints", checkpoints, methods=["GET"]),
     Route("/api/samples", samples, methods=["GET"]),
     Route("/api/explain", explain, methods=["POST"]),
     Route("/api/explain/conv", explain_conv, methods=["POST"]),
     Route("/api/explain/pool", explain_pool, methods=["POST"]),
+    Route("/api/explain/fc", explain_fc, methods=["POST"]),
+    Route("/api/shift", shift, methods=["POST"]),
     Route("/api/predict", predict, methods=["POST"]),
     Route("/api/playground", playground, methods=["POST"]),
     Route("/api/playground/kernels", kernels, methods=["GET"]),

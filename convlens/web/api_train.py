@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from convlens.web.http import read_json, threaded
+from convlens.web.http import JSONResponse, dumps, read_json, threaded
 
 __all__ = ["routes", "sse"]
 
@@ -20,7 +19,7 @@ HEARTBEAT_S = 15.0
 
 def sse(event: str, data) -> str:
     """One server-sent event (``data`` as one line of JSON)."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return f"event: {event}\ndata: {dumps(data)}\n\n"  # strict JSON: a diverged loss is null, never NaN
 
 
 def _jobs(request: Request):
@@ -51,6 +50,20 @@ async def stop(request: Request):
     return await _action(request, "stop")
 
 
+async def hyper(request: Request):
+    """Change lr / momentum / weight_decay / batch_size of the running job (see `TrainJob.set_hyper`)."""
+    body = await read_json(request)
+    job = _jobs(request).current("change settings")
+    return JSONResponse(await threaded(job.set_hyper, body))
+
+
+async def params(request: Request):
+    """``?layer=NAME``: every layer's weight and gradient sizes, and one layer's weights and gradients."""
+    job = _jobs(request).current("show the weights")
+    layer = request.query_params.get("layer")
+    return JSONResponse(await threaded(job.params, layer))
+
+
 async def status(request: Request):
     return JSONResponse(_jobs(request).status())
 
@@ -68,7 +81,7 @@ async def use(request: Request):
     job = _jobs(request).current("use the model")
     model = await threaded(job.copy_model)
     web.use_model(model, job.info(), f"training job {job.id}: {job.label} on {job.dataset}")
-    return JSONResponse({"model": web.handle.label})
+    return JSONResponse({"model": web.handle.label, "source": web.source})
 
 
 async def events(request: Request):
@@ -117,5 +130,7 @@ routes = [
     Route("/api/train/save", save, methods=["POST"]),
     Route("/api/train/use", use, methods=["POST"]),
     Route("/api/train/status", status, methods=["GET"]),
+    Route("/api/train/hyper", hyper, methods=["POST"]),
+    Route("/api/train/params", params, methods=["GET"]),
     Route("/api/train/events", events, methods=["GET"]),
 ]

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LayerTrace", "trace", "overview", "explain_conv", "explain_pool", "logits", "softmax",
+__all__ = ["LayerTrace", "trace", "overview", "explain_conv", "explain_pool", "explain_fc", "receptive_field",
+           "shift_demo", "logits", "softmax",
            "layer_kind"]
 
 _NP_PAD = {"zeros": "constant", "replicate": "edge", "reflect": "reflect", "circular": "wrap"}
@@ -143,7 +144,7 @@ def overview(traces: list[LayerTrace], encode, max_channels: int = 64) -> list[d
                 entry["padding_mode"] = t.module.padding_mode
             else:
                 entry["pool"] = _pool_type(t.module)
-        entry["explainable"] = kind in ("conv", "pool") and t.output.ndim == 3
+        entry["explainable"] = (kind in ("conv", "pool") and t.output.ndim == 3) or kind == "fc"
         entry["values"] = encode(t.output, max_channels)
         out.append(entry)
     return out
@@ -237,6 +238,7 @@ def explain_conv(traces: list[LayerTrace], layer: str, channel, y, x) -> dict:
         "patch": patch.tolist(), "kernel": kernel.tolist(), "products": products.tolist(),
         "channel_sums": products.sum(axis=(1, 2)).tolist(), "sum": total, "bias": bias, "value": value,
         "engine": float(t.output[channel, y, x]), "activation": _activation_after(traces, i, t, channel, y, x, value),
+        "receptive_field": receptive_field(traces, i, y, x),
     }
 
 
@@ -279,6 +281,7 @@ def explain_pool(traces: list[LayerTrace], layer: str, channel, y, x) -> dict:
         out["weights"] = weights.tolist()
         out["value"] = float((w * weights).sum())
     out["activation"] = _activation_after(traces, i, t, channel, y, x, out["value"])
+    out["receptive_field"] = receptive_field(traces, i, y, x)
     return out
 
 
@@ -297,3 +300,135 @@ def logits(traces: list[LayerTrace], classes: list[str]) -> dict:
     names = list(classes) if classes and len(classes) == z.size else [str(c) for c in range(z.size)]
     return {"layer": traces[-1].name, "logits": z.astype(np.float64).tolist(), "probabilities": p.tolist(),
             "classes": names, "predicted": k, "label": names[k]}
+
+
+def _field(traces: list[LayerTrace], i: int, y: int, x: int) -> tuple[list[int], list[int]] | None:
+    """The unclipped input rows and columns [first, last] output (y, x) of layer ``i`` depends on (None
+    past a layer that mixes all positions)."""
+    rows, cols = [y, y], [x, x]
+    for t in reversed(traces[: i + 1]):
+        kind = layer_kind(t.module)
+        if kind in ("conv", "pool") and t.output.ndim == 3:
+            g = _geometry(t.module)
+            for a, span in enumerate((rows, cols)):
+                k, s, (p, _), d = g["kernel"][a], g["stride"][a], g["padding"][a], g["dilation"][a]
+                span[0], span[1] = span[0] * s - p, span[1] * s - p + d * (k - 1)
+        elif t.output.ndim != 3 or t.output.shape[1:] != t.input.shape[1:]:
+            return None  # a layer that mixes positions (flatten, fc): not a local field
+    return rows, cols
+
+
+def receptive_field(traces: list[LayerTrace], i: int, y: int, x: int) -> dict | None:
+    """The input pixels that output (y, x) of layer ``i`` depends on: walking back through every conv
+    and pooling layer, an output row range [a, b] comes from input rows [a·S − P, b·S − P + D·(F − 1)];
+    element-wise layers keep it. ``rows`` / ``cols`` are clipped to the input, ``size`` is the
+    unclipped field (F_total)."""
+    f = _field(traces, i, y, x)
+    if f is None:
+        return None
+    rows, cols = f
+    h, w = traces[0].input.shape[1:]
+    return {"rows": [max(0, rows[0]), min(h - 1, rows[1])], "cols": [max(0, cols[0]), min(w - 1, cols[1])],
+            "size": [rows[1] - rows[0] + 1, cols[1] - cols[0] + 1]}
+
+
+def explain_fc(traces: list[LayerTrace], layer: str, unit) -> dict:
+    """How output ``unit`` of a fully connected layer is computed: z_j = Σ_i W[j, i]·x_i + b_j, a dot
+    product of the layer's input vector with row j of the weight matrix, plus the bias. Returns the
+    vectors (x, w, products) for drawing, the largest contributions, the sum, bias, value and the
+    engine's value, and the activation or softmax after it."""
+    i, t = _find(traces, layer)
+    if layer_kind(t.module) != "fc":
+        raise ValueError(f"layer {t.name} is a {t.type}, not a fully connected (Linear) layer")
+    n_out = int(t.module.weight.shape[0])
+    if isinstance(unit, bool) or not isinstance(unit, int | np.integer) or not 0 <= unit < n_out:
+        raise ValueError(f"layer {t.name}: unit must be an integer in 0..{n_out - 1}, got {unit!r}")
+    unit = int(unit)
+    xv = np.asarray(t.input, np.float64).reshape(-1)
+    w = np.asarray(t.module.weight._data[unit], np.float64)
+    products = xv * w
+    total = float(products.sum())
+    bias = float(t.module.bias._data[unit]) if t.module.bias is not None else 0.0
+    top = np.argsort(-np.abs(products))[:12]
+    src = traces[i - 1] if i > 0 else None
+    # the flattened index i of a (C, H, W) map is c·H·W + y·W + x
+    src_shape = list(traces[i - 2].output.shape) if i > 1 and src is not None and layer_kind(src.module) == "flatten" \
+        else list(t.input.shape)
+    out = {"layer": t.name, "type": t.type, "unit": unit, "units": n_out, "inputs": int(xv.size),
+           "input_layer": src.name if src is not None else "input", "input_shape": src_shape,
+           "x": xv.tolist() if xv.size <= 4096 else None, "w": w.tolist() if w.size <= 4096 else None,
+           "top": [{"index": int(k), "x": float(xv[k]), "w": float(w[k]), "product": float(products[k])} for k in top],
+           "positive": float(products[products > 0].sum()), "negative": float(products[products < 0].sum()),
+           "sum": total, "bias": bias, "value": total + bias, "engine": float(t.output.reshape(-1)[unit])}
+    nxt = traces[i + 1] if i + 1 < len(traces) else None
+    if nxt is not None and layer_kind(nxt.module) == "act" and nxt.output.shape == t.output.shape:
+        v = out["value"]
+        act = {"layer": nxt.name, "type": nxt.type, "engine": float(nxt.output.reshape(-1)[unit])}
+        if nxt.type == "ReLU":
+            act["value"] = max(0.0, v)
+        elif nxt.type == "Tanh":
+            act["value"] = math.tanh(v)
+        out["activation"] = act
+    else:
+        out["activation"] = None
+    return out
+
+
+def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``a`` (C, H, W) moved by (dy, dx) cells, the cells that come in set to 0."""
+    out = np.zeros_like(a)
+    h, w = a.shape[1:]
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[:, yd, xd] = a[:, ys, xs]
+    return out
+
+
+def shift_demo(model, x: np.ndarray, shifted: np.ndarray, input_shape, dy: int, dx: int, classes, encode,
+               max_channels: int = 4) -> dict:
+    """Equivariance and invariance, measured: run the model on an image and on the image moved by
+    (dy, dx) pixels. For every layer with feature maps, with S its total stride (the product of the
+    strides so far), the maps of the moved image are compared
+
+    - with the original maps moved by (dy/S, dx/S) cells, on the cells whose receptive field is inside
+      the image both times (``compared``; none for layers whose field covers the whole image: then
+      the error is None): a convolution is equivariant, F(T x) = T F(x), so this "moved-along error"
+      is ~0 when S divides the shift;
+    - with the original maps in place: the "in-place change" ‖F(T x) − F(x)‖ / ‖F(x)‖, which
+      pooling makes smaller (invariance) and which is largest for the first conv layers.
+
+    Returns per layer both numbers and a few maps of each image, and both predictions."""
+    a, b = trace(model, x, input_shape), trace(model, shifted, input_shape)
+    layers, stride = [], [1, 1]
+    h0, w0 = a[0].input.shape[1:]
+    for i, (ta, tb) in enumerate(zip(a, b, strict=True)):
+        kind = layer_kind(ta.module)
+        if kind in ("conv", "pool") and ta.output.ndim == 3:
+            g = _geometry(ta.module)
+            stride = [stride[k] * g["stride"][k] for k in range(2)]
+        if ta.output.ndim != 3:
+            continue
+        fa, fb = ta.output.astype(np.float64), tb.output.astype(np.float64)
+        sy, sx = dy / stride[0], dx / stride[1]
+        iy, ix = round(sy), round(sx)
+        moved = _shift(fa, iy, ix)
+        h, w = fa.shape[1:]
+        # compare only the cells whose receptive field lies inside the part of the moved image that
+        # came from the original (no zeros shifted in, no padding): there F(T x) = T F(x) exactly
+        ok_rows = [y for y in range(h) if (f := _field(a, i, y, 0)) and max(0, dy) <= f[0][0] and f[0][1] < h0 + min(0, dy)]
+        ok_cols = [x for x in range(w) if (f := _field(a, i, 0, x)) and max(0, dx) <= f[1][0] and f[1][1] < w0 + min(0, dx)]
+        norm = float(np.linalg.norm(fa)) or 1.0
+        moved_error = None
+        if ok_rows and ok_cols:
+            inner = np.ix_(range(fa.shape[0]), ok_rows, ok_cols)
+            denom = float(np.linalg.norm(fb[inner])) or float(np.linalg.norm(moved[inner])) or 1.0
+            moved_error = float(np.linalg.norm(fb[inner] - moved[inner])) / denom
+        layers.append({
+            "name": ta.name, "type": ta.type, "kind": kind, "shape": list(ta.output.shape),
+            "stride": list(stride), "map_shift": [sy, sx], "exact": sy == iy and sx == ix,
+            "compared": [len(ok_rows), len(ok_cols)], "moved_error": moved_error,
+            "in_place_change": float(np.linalg.norm(fb - fa)) / norm,
+            "original": encode(ta.output, max_channels), "shifted": encode(tb.output, max_channels)})
+    pa, pb = logits(a, classes), logits(b, classes)
+    return {"dy": dy, "dx": dx, "layers": layers, "original": pa, "shifted": pb,
+            "probability_change": float(np.abs(np.asarray(pa["probabilities"]) - np.asarray(pb["probabilities"])).sum() / 2)}

@@ -15,7 +15,6 @@ States: idle (no job yet), running, paused, stopped, finished, failed.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -34,7 +33,22 @@ _INTS = ("batch_size", "epochs", "seed", "limit")
 _FIELDS = ("model", "spec", "dataset", "optimizer", "schedule", "augment", "normalize", *_FLOATS, *_INTS)
 MAX_PARAMS = 5_000_000
 MAX_EPOCHS, MAX_BATCH = 1000, 4096
-STRIP = 8
+STRIP = 40  # test images in the prediction grid: 4 per class for 10 classes
+# The Train page's first-run settings per zoo model (what the form starts with; the zoo's full recipes
+# are for long runs). lenet5: ≥ 95 % validation accuracy on mnist-mini in about 15 s on 2 busy cores
+# (measured 96.4 % in 15.6 s wall at load 12; docs/web.md). Batch 128: per-batch overhead dominates small
+# batches on a loaded machine (batch 32 took 4× longer per epoch).
+QUICK = {
+    "lenet5": {"optimizer": "adam", "lr": 0.006, "schedule": "onecycle", "batch_size": 128, "epochs": 3, "augment": "",
+               "limit": None, "val_split": 0.1},
+    "mlp": {"optimizer": "adam", "lr": 0.004, "schedule": "onecycle", "batch_size": 128, "epochs": 3, "augment": "",
+            "limit": None, "val_split": 0.1},
+    "convnetjs-cifar10": {"optimizer": "adam", "lr": 0.003, "schedule": "onecycle", "batch_size": 64, "epochs": 2,
+                          "augment": "flip", "limit": 20000, "val_split": 0.1},
+    "cifar-bn": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "schedule": "onecycle", "batch_size": 128, "epochs": 2,
+                 "augment": "flip", "limit": 20000, "val_split": 0.1},
+}
+LIVE = ("lr", "momentum", "weight_decay", "batch_size")  # what /api/train/hyper may change while training
 
 
 def _number(body: dict, key: str, kind):
@@ -45,7 +59,7 @@ def _number(body: dict, key: str, kind):
         raise HTTPError(422, f"{key} must be a number, got {v!r}")
     try:
         f = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise HTTPError(422, f"{key} must be a number, got {v!r}") from None
     if not math.isfinite(f):
         raise HTTPError(422, f"{key} must be a finite number, got {v!r}")
@@ -76,10 +90,9 @@ def build_model(body: dict, shape: tuple, num_classes: int):
     if name == "spec":
         spec = body.get("spec")
         if isinstance(spec, str):
-            try:
-                spec = json.loads(spec)
-            except ValueError as e:
-                raise HTTPError(422, f"spec: not valid JSON ({e})") from None
+            from convlens.web.http import loads
+
+            spec = loads(spec, "spec: not valid JSON:", 422)
         if not isinstance(spec, dict | list):  # never a str: from_spec would read it as a file path
             raise HTTPError(422, "spec: expected a JSON object {\"layers\": [...]} or a list of layer tables")
         try:
@@ -125,6 +138,40 @@ def _check_fits(model, shape: tuple, num_classes: int, label: str) -> None:
                              f"set has {num_classes} classes: the last layer needs {num_classes} units")
 
 
+def check_input_matches(name: str, shape: tuple, dataset: str) -> None:
+    """Refuse a zoo model made for images with another number of channels than the data set's (the
+    CIFAR-10 network on grey 28×28 digits, LeNet-5 on colour photos): 422 naming the models that fit."""
+    from convlens import models
+
+    if name not in models.list_models():
+        return
+    want = tuple(models.default_input_shape(name))
+    if want[0] != shape[0]:
+        fits = [m for m in models.list_models() if models.default_input_shape(m)[0] == shape[0]]
+        fmt = "×".join
+        raise HTTPError(422, f"model {name} takes {fmt(map(str, want))} images ({want[0]} channel{'s' if want[0] > 1 else ''}), "
+                             f"but data set {dataset} has {fmt(map(str, shape))} images: pick a model made for "
+                             f"{shape[0]}-channel images ({', '.join(fits) or 'a custom spec'}) or another data set")
+
+
+class _LiveScheduler:
+    """The recipe's scheduler until the learning rate or batch size is changed by hand while training;
+    from then on the learning rate is what the user set (the schedule is frozen)."""
+
+    def __init__(self, inner):
+        self.inner, self.frozen = inner, False
+
+    def step(self, *args, **kwargs):
+        if not self.frozen:
+            self.inner.step(*args, **kwargs)
+
+    def state_dict(self):
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state):
+        self.inner.load_state_dict(state)
+
+
 class _Task:
     def __init__(self, fn):
         self.fn, self.done, self.result, self.error = fn, threading.Event(), None, None
@@ -167,6 +214,13 @@ class TrainJob:
         self.strip_images = [png_data_url(self.test_ds.images[i]) for i in self._strip_idx]
         self.strip_labels = [self.classes[int(self.test_ds.labels[i])] for i in self._strip_idx]
         self.optimizer = recipe.make_optimizer(model.parameters())
+        self._scheduler: _LiveScheduler | None = None
+        self._train_loader = None
+        self._pending_batch_size: int | None = None
+        self.hyper = {"lr": recipe.lr, "momentum": recipe.momentum, "weight_decay": recipe.weight_decay,
+                      "batch_size": recipe.batch_size, "changes": []}
+        self._smooth = {"loss": None, "accuracy": None, "n": 0}
+        self._tally = {"total": 0, "epoch_start": 0, "correct": 0.0}
         self._thread = threading.Thread(target=self._run, name=f"convlens-train-{job_id}", daemon=True)
 
     # ---- public --------------------------------------------------------------------------------------
@@ -219,6 +273,91 @@ class TrainJob:
             raise task.error
         return task.result
 
+    def set_hyper(self, body: dict) -> dict:
+        """Change lr, momentum, weight decay or batch size while training (ConvNetJS's live settings).
+        lr, momentum and weight decay apply from the next batch; the batch size from the next epoch.
+        Changing lr or the batch size freezes the recipe's schedule at the value set."""
+        unknown = sorted(set(body) - set(LIVE))
+        if unknown:
+            raise HTTPError(422, f"cannot change {', '.join(unknown)} while training; live settings: {', '.join(LIVE)}")
+        values = {}
+        for key in LIVE:
+            v = _number(body, key, int if key == "batch_size" else float)
+            if v is None:
+                continue
+            if key == "lr" and not 0 < v <= 10:
+                raise HTTPError(422, f"lr must be in (0, 10], got {v}")
+            if key == "momentum" and not 0 <= v < 1:
+                raise HTTPError(422, f"momentum must be in [0, 1), got {v}")
+            if key == "weight_decay" and not 0 <= v <= 1:
+                raise HTTPError(422, f"weight_decay must be in [0, 1], got {v}")
+            if key == "batch_size" and not 1 <= v <= MAX_BATCH:
+                raise HTTPError(422, f"batch_size must be in 1..{MAX_BATCH}, got {v}")
+            values[key] = v
+        if not values:
+            raise HTTPError(422, f"nothing to change: send one or more of {', '.join(LIVE)}")
+        if self.terminal:
+            raise HTTPError(409, f"the job is {self.state}: start a new one with these settings")
+
+        def apply():
+            for group in self.optimizer.param_groups:
+                if "lr" in values:
+                    group["lr"] = values["lr"]
+                if "weight_decay" in values and "weight_decay" in group:
+                    group["weight_decay"] = values["weight_decay"]
+                if "momentum" in values:
+                    if "momentum" in group:
+                        group["momentum"] = values["momentum"]
+                    elif "betas" in group:  # Adam's first-moment decay plays momentum's part
+                        group["betas"] = (values["momentum"], group["betas"][1])
+            if "batch_size" in values:
+                self._pending_batch_size = values["batch_size"]
+            if ("lr" in values or "batch_size" in values) and self._scheduler is not None:
+                self._scheduler.frozen = True
+            seen = self.points[-1]["examples_seen"] if self.points else 0
+            with self._lock:
+                self.hyper.update(values)
+                self.hyper["changes"].append({"examples_seen": seen, **values})
+            self._push("hyper", {k: v for k, v in self.hyper.items() if k != "changes"} | {"at": seen})
+            return dict(self.hyper)
+
+        return self.exclusive(apply)
+
+    def train_loader_batch_size(self) -> int | None:
+        return getattr(self._train_loader, "batch_size", None)
+
+    def params(self, layer: str | None) -> dict:
+        """Every parameterised layer's weight and gradient statistics, and for ``layer`` (default the
+        first) the weights and gradients themselves (as of the last batch)."""
+        from convlens.web.explain import layer_kind
+
+        def do():
+            layers, chosen = [], None
+            for name, module in self.model.named_modules():
+                w = getattr(module, "weight", None)
+                if w is None or not hasattr(w, "_data") or layer_kind(module) not in ("conv", "fc", "norm"):
+                    continue
+                g = getattr(w, "grad", None)
+                gd = None if g is None else np.asarray(getattr(g, "_data", g))
+                wd = np.asarray(w._data)
+                entry = {"name": name, "type": type(module).__name__, "kind": layer_kind(module), "shape": list(wd.shape),
+                         "weight_rms": float(np.sqrt(np.mean(np.square(wd, dtype=np.float64)))),
+                         "grad_rms": None if gd is None else float(np.sqrt(np.mean(np.square(gd, dtype=np.float64))))}
+                entry["ratio"] = (entry["grad_rms"] / entry["weight_rms"]
+                                  if entry["grad_rms"] is not None and entry["weight_rms"] > 0 else None)
+                layers.append(entry)
+                if chosen is None and (layer in (None, "", name)):
+                    chosen = {"name": name, "weight": float_map(wd, 64), "grad": None if gd is None else float_map(gd, 64)}
+                    b = getattr(module, "bias", None)
+                    if b is not None and hasattr(b, "_data"):
+                        chosen["bias"] = float_map(np.asarray(b._data))
+            if layer not in (None, "") and chosen is None:
+                raise HTTPError(422, f"unknown layer {layer!r}: expected one of {', '.join(e['name'] for e in layers)}")
+            return {"layers": layers, "selected": chosen,
+                    "examples_seen": self.points[-1]["examples_seen"] if self.points else 0}
+
+        return self.exclusive(do)
+
     def info(self) -> dict:
         """Checkpoint metadata: how to rebuild the model and how its inputs were prepared."""
         return {"architecture": self.arch, "model_name": self.label, "recipe": self.recipe.to_dict(),
@@ -257,7 +396,8 @@ class TrainJob:
                     "input_shape": list(self.shape), "train_images": len(self.train_ds),
                     "val_images": len(self.val_ds) if self.val_ds is not None else 0,
                     "last": self.points[-1] if self.points else None, "history": list(self.history),
-                    "saved": list(self.saved), "seconds": round(time.time() - self.started, 2)}
+                    "saved": list(self.saved), "seconds": round(time.time() - self.started, 2),
+                    "hyper": {k: v for k, v in self.hyper.items() if k != "changes"}}
 
     def full_state(self) -> tuple[dict, int]:
         """Status, every progress point and the strip images, and the event number they include."""
@@ -289,7 +429,10 @@ class TrainJob:
                                       transform=T.Compose(r.augmentation() + norm))
             val_loader = (DataLoader(self.val_ds, 256, transform=T.Compose(norm) if norm else None)
                           if self.val_ds is not None else None)
+            self._train_loader = train_loader
             scheduler, interval = r.make_scheduler(self.optimizer, len(train_loader))
+            if scheduler is not None:
+                scheduler = self._scheduler = _LiveScheduler(scheduler)
             loss_fn = None
             if r.label_smoothing:
                 def loss_fn(out, y):
@@ -316,14 +459,39 @@ class TrainJob:
         for t in tasks:
             t.run()
 
+    def _track(self, s: dict) -> None:
+        """An exponential moving average of the batch loss and accuracy that runs across epochs (the
+        epoch's running mean restarts at every epoch: a cliff in the curve): m ← m + α(v − m), with
+        α = max(0.03, 1/n) for the n-th batch so that the first values are not biased towards 0. The
+        batch's accuracy is recovered from fit's running mean: correct so far = mean × images so far."""
+        t = self._tally
+        if s["batch"] == 1:
+            t["epoch_start"], t["correct"] = t["total"], 0.0
+        n = s["examples_seen"] - t["total"]
+        correct = s["accuracy"] * (s["examples_seen"] - t["epoch_start"])
+        batch_acc = (correct - t["correct"]) / n if n > 0 else None
+        t["total"], t["correct"] = s["examples_seen"], correct
+        sm = self._smooth
+        sm["n"] += 1
+        alpha = max(0.03, 1.0 / sm["n"])
+        for key, v in (("loss", s["batch_loss"]), ("accuracy", batch_acc)):
+            if v is None or not math.isfinite(v):
+                continue
+            sm[key] = v if sm[key] is None or not math.isfinite(sm[key]) else sm[key] + alpha * (v - sm[key])
+
+    def _smoothed(self) -> dict:
+        return {"smooth_loss": self._smooth["loss"], "smooth_accuracy": self._smooth["accuracy"]}
+
     def _on_batch(self, s: dict):
         now = time.time()
+        self._track(s)
         last = s["batch"] == s["batches"]
         if now - self._last_point >= 0.05 or last or not self.points:
             self._last_point = now
             point = {k: s[k] for k in ("epoch", "epochs", "batch", "batches", "loss", "accuracy", "batch_loss",
                                        "lr", "images_per_second", "examples_seen")}
             point["t"] = round(now - self.started, 3)
+            point.update(self._smoothed())
             with self._lock:
                 self.points.append(point)
             self._push("progress", point)
@@ -341,9 +509,16 @@ class TrainJob:
         return None
 
     def _on_epoch(self, record: dict):
+        record = dict(record, examples_seen=self.points[-1]["examples_seen"] if self.points else 0)
         with self._lock:
             self.history.append(record)
         self._push("epoch", record)
+        bs, loader = self._pending_batch_size, self._train_loader
+        if bs is not None and loader is not None:  # between epochs: the next epoch's batches have the new size
+            self._pending_batch_size = None
+            loader.batch_size = bs
+            if getattr(loader, "batch_sampler", None) is not None and hasattr(loader.batch_sampler, "batch_size"):
+                loader.batch_sampler.batch_size = bs
 
     def _snap(self, force: bool = False) -> None:
         from convlens.web.explain import layer_kind, softmax, trace
@@ -396,17 +571,16 @@ class TrainJob:
                 del self._events[:10000]
 
     def _pick_strip(self) -> list[int]:
+        """STRIP test images, the classes taking turns (the first image of each class, then the second...)."""
         labels = np.asarray(self.test_ds.labels)
+        per_class = [np.flatnonzero(labels == c) for c in range(len(self.classes))]
         picks: list[int] = []
-        for c in range(len(self.classes)):  # one per class first, then the first others
-            hit = np.flatnonzero(labels == c)
-            if hit.size and len(picks) < STRIP:
-                picks.append(int(hit[0]))
-        for i in range(len(labels)):
+        for r in range(max((len(p) for p in per_class), default=0)):
+            for hit in per_class:
+                if r < len(hit) and len(picks) < STRIP:
+                    picks.append(int(hit[r]))
             if len(picks) >= STRIP:
                 break
-            if i not in picks:
-                picks.append(i)
         return picks
 
 
@@ -457,8 +631,9 @@ class JobManager:
         with self._lock:
             if self.job is not None and not self.job.terminal:
                 raise HTTPError(409, f"a training job is already {self.job.state}; stop it first")
-            train_full, test = self.registry.get(dataset)
+            train_full, test = self.registry.get(dataset, wait=False)
             shape, classes = tuple(int(s) for s in train_full.shape), list(train_full.classes)
+            check_input_matches(model_name, shape, dataset)
             try:
                 train_ds, val_ds, mean, std = recipe.split_data(train_full)
             except ValueError as e:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import time
 
 import numpy as np
 import pytest
@@ -53,9 +52,7 @@ def test_resize_and_grayscale(tmp_path):
 
 def test_second_load_uses_cache_and_is_faster(tmp_path, monkeypatch, _cache):
     _write_images(tmp_path / "imgs", n=40, size=(32, 32))
-    t = time.perf_counter()
     a = ImageFolder(tmp_path / "imgs")
-    t1 = time.perf_counter() - t
     assert not any(p.suffix == ".npy" for p in (tmp_path / "imgs").rglob("*"))  # never beside the data
     assert list((_cache / "imagefolder").glob("*.npy"))
 
@@ -63,12 +60,9 @@ def test_second_load_uses_cache_and_is_faster(tmp_path, monkeypatch, _cache):
         raise AssertionError("decoded again although the cache is valid")
 
     monkeypatch.setattr(ImageFolder, "_decode", boom)
-    t = time.perf_counter()
-    b = ImageFolder(tmp_path / "imgs")
-    t2 = time.perf_counter() - t
+    b = ImageFolder(tmp_path / "imgs")  # the monkeypatched decode proves the cache was used (no timing)
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.labels, b.labels)
-    assert t2 < t1
     # a changed file (new mtime) invalidates the key
     p = tmp_path / "imgs" / "dog" / "000.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(p)
@@ -80,7 +74,7 @@ def test_second_load_uses_cache_and_is_faster(tmp_path, monkeypatch, _cache):
 def test_bad_file_error_or_skip(tmp_path):
     _write_images(tmp_path / "imgs")
     (tmp_path / "imgs" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    with pytest.raises(DataError, match=r"dog/broken.jpg: not a readable image"):
+    with pytest.raises(DataError, match=r"1 of 7 image files cannot be used: dog/broken.jpg \(not a readable image"):
         ImageFolder(tmp_path / "imgs")
     with pytest.warns(UserWarning, match=r"skipped 1 unreadable file\(s\), e.g. dog/broken.jpg"):
         ds = ImageFolder(tmp_path / "imgs", skip_bad=True)
@@ -93,14 +87,14 @@ def test_truncated_image(tmp_path):
     _write_images(tmp_path / "imgs")
     p = tmp_path / "imgs" / "cat" / "000.png"
     p.write_bytes(p.read_bytes()[:60])
-    with pytest.raises(DataError, match=r"cat/000.png: not a readable image"):
+    with pytest.raises(DataError, match=r"cat/000.png \(not a readable image"):
         ImageFolder(tmp_path / "imgs")
 
 
 def test_mixed_sizes_need_size(tmp_path):
     _write_images(tmp_path / "imgs")
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "imgs" / "dog" / "big.png")
-    with pytest.raises(DataError, match=r"dog/big.png: image is 20x20 \(HxW\), expected 12x10.*size="):
+    with pytest.raises(DataError, match=r"dog/big.png \(image is 20x20 \(HxW\), expected 12x10.*size="):
         ImageFolder(tmp_path / "imgs")
     assert ImageFolder(tmp_path / "imgs", size=12).images.shape == (7, 3, 12, 12)
 

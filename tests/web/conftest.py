@@ -34,6 +34,7 @@ def make_app(tiny, tmp_path):
         kwargs.setdefault("data", {"tiny": tiny})
         kwargs.setdefault("runs_dir", tmp_path / "runs")
         kwargs.setdefault("snapshot_interval", 0.05)
+        kwargs.setdefault("data_roots", [])  # not the data sets on this machine: the tests see only theirs
         return create_app(**kwargs)
 
     return make

@@ -12,10 +12,11 @@ the public layout stays PyTorch's (N, C, *spatial): the result is a transposed *
 channels-last array, and an input that is such a view costs nothing to turn back.
 
 Backward (with G = dY as an (M, K) matrix):  dW = Gᵀ · cols,  db = Σ_M G, and the input gradient is
-d cols = G · W scattered back onto the padded input ("col2im", compiled: col2im.py). Stride-1 3×3
-layers with many channels use Winograd's algorithm instead of im2col (winograd.py); stride-1 layers
-with up to 32 channels sum their products directly in register tiles (direct.py); a kernel that covers
-its whole input is a fully-connected layer (`_covers_input`).
+d cols = G · W scattered back onto the padded input ("col2im"). `algorithm` is the one place that picks
+how a given layer is computed: a kernel that covers its whole input is a fully-connected layer; layers
+with few channels sum their products directly in register tiles; stride-1 3×3 layers with many channels
+use Winograd's F(2×2, 3×3); the rest im2col + GEMM. The compiled machinery for all of them lives in
+convlens/kernels/; the measured thresholds are tabled in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from convlens import parallel
 from convlens.autograd import Function
-from convlens.nn.functional import col2im, direct, winograd, workspace
+from convlens.kernels import direct, im2col, winograd
 from convlens.nn.functional.linear import column_sums
-from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array, pad_array_backward
+from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array
 from convlens.nn.shape import conv_output_size, ntuple
 
 _LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -44,82 +44,12 @@ def channels_first(a: np.ndarray) -> np.ndarray:
     return np.moveaxis(a, -1, 1)
 
 
-def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
-    """Strided view (N, *O, *F, C) of the receptive fields of channels-last padded input `xp`."""
-    n, c = xp.shape[0], xp.shape[-1]
-    sp = xp.strides[1:-1]
-    shape = (n, *out_size, *kernel, c)
-    strides = (xp.strides[0], *(s * st for s, st in zip(sp, stride)),
-               *(s * d for s, d in zip(sp, dilation)), xp.strides[-1])
-    return as_strided(xp, shape=shape, strides=strides, writeable=False)
-
-
-# One im2col block is about this many bytes: small enough to be re-read from cache by the GEMM that
-# follows its copy, and it bounds the extra memory a convolution needs (see docs/performance.md).
-CHUNK_BYTES = 4 << 20
-
-
-def _batch_chunks(n: int, bytes_per_item: int):
-    """Split the batch into runs of whole items whose im2col block is about CHUNK_BYTES, in a number
-    of runs that keeps every thread of the pool busy."""
-    threads = parallel.get_num_threads()
-    parts = -(-n * bytes_per_item // CHUNK_BYTES)
-    if n * bytes_per_item >= parallel.MIN_BYTES:
-        parts = -(-max(parts, threads) // threads) * threads  # a multiple of the thread count
-    return parallel.split(n, parts)
-
-
 def weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
     """(K, C/G, *F) → (G, ∏F·C/G, K/G): per group, rows ordered (*F, C) like the im2col columns."""
     k, cg = w.shape[:2]
     taps = int(np.prod(w.shape[2:]))
     wg = w.reshape(groups, k // groups, cg, taps)
     return np.ascontiguousarray(wg.transpose(0, 3, 2, 1)).reshape(groups, taps * cg, k // groups)
-
-
-def im2col(xp: np.ndarray, out_size, kernel, stride, dilation, groups: int) -> np.ndarray:
-    """Copy the receptive fields of channels-last `xp` into (G, M, ∏F·C/G) (the one big copy), an
-    array from the workspace: hand it back with `workspace.give` once it is used."""
-    win = windows(xp, out_size, kernel, stride, dilation)  # (n, *O, *F, C) view
-    m = xp.shape[0] * int(np.prod(out_size))
-    taps, c = int(np.prod(kernel)), xp.shape[-1]
-    out = workspace.take((groups, m, taps * (c // groups)), xp.dtype)
-    if groups == 1:
-        np.copyto(out[0].reshape(win.shape), win)
-    else:
-        np.copyto(out.reshape(groups, m, taps, c // groups), win.reshape(m, taps, groups, c // groups).transpose(2, 0, 1, 3))
-    return out
-
-
-def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilation, bias=None,
-              relu: bool = False) -> np.ndarray:
-    """Channels-last cross-correlation without padding: (N, *Sp, C) ★ wmat → (N, *O, K), chunked over N.
-
-    The bias add and the ReLU are applied to each chunk while it is still in cache.
-    """
-    groups, rows, kg = wmat.shape
-    n = xp.shape[0]
-    k = groups * kg
-    if winograd.applies(kernel, stride, dilation, groups, xp.shape[-1], k):
-        return winograd.correlate_3x3(xp, wmat, out_size, _batch_chunks, bias=bias, relu=relu)
-    out = np.empty((n, *out_size, k), dtype=xp.dtype)
-    positions = int(np.prod(out_size))
-
-    def work(lo, hi):
-        cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)  # (G, m, ∏F·C/G)
-        dest = out[lo:hi].reshape(-1, k)
-        if groups == 1:
-            np.matmul(cols[0], wmat[0], out=dest)
-        else:  # output channel g·K/G + j comes from group g
-            dest.reshape(-1, groups, kg)[...] = np.matmul(cols, wmat).transpose(1, 0, 2)
-        if bias is not None:
-            dest += bias
-        if relu:
-            np.maximum(dest, 0, out=dest)
-        workspace.give(cols)
-
-    parallel.run(work, _batch_chunks(n, positions * rows * groups * xp.itemsize))
-    return out
 
 
 def _covers_input(spatial, kernel, pads, dilation, groups) -> bool:
@@ -140,6 +70,18 @@ def _relu_grad(grad_cl: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
+def algorithm(x_shape, w_shape, stride, pads, dilation, groups, padded, out_size) -> str:
+    """How a convolution of this geometry is computed: "dense", "direct", "winograd" or "im2col"."""
+    kernel = tuple(w_shape[2:])
+    if _covers_input(x_shape[2:], kernel, pads, dilation, groups):
+        return "dense"  # y = x·Wᵀ + b on the flattened input
+    if direct.applies(x_shape[1], w_shape[0], stride, groups, padded, out_size):
+        return "direct"  # few channels: products summed in registers, no im2col (kernels/direct.py)
+    if winograd.applies(kernel, stride, dilation, groups, x_shape[1], w_shape[0]):
+        return "winograd"  # 2.25× fewer GEMM flops for 3×3 stride 1 (kernels/winograd.py)
+    return "im2col"  # copy the receptive fields, one GEMM per batch chunk (kernels/im2col.py)
+
+
 class ConvNd(Function):
     """y = conv(x, w) + b for x (N, C, *S), w (K, C/G, *F), b (K,) or None; `pads` are (before, after).
 
@@ -153,8 +95,8 @@ class ConvNd(Function):
         out_size = tuple(conv_output_size(p, f, s, 0, dl) for p, f, s, dl in zip(padded, kernel, stride, dilation))
         relu = activation == "relu"
         ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
-        ctx.dense = _covers_input(x.shape[2:], kernel, pads, dilation, groups)
-        ctx.direct = not ctx.dense and direct.applies(x.shape[1], w.shape[0], stride, groups, padded, out_size)
+        algo = algorithm(x.shape, w.shape, stride, pads, dilation, groups, padded, out_size)
+        ctx.dense, ctx.direct = algo == "dense", algo == "direct"
         if ctx.dense:  # the kernel covers the whole input: a fully-connected layer, y = x·Wᵀ + b
             xf, wf = x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1)  # (N, C·∏S), (K, C·∏F): same order
             y = xf @ wf.T
@@ -170,7 +112,10 @@ class ConvNd(Function):
             return y
         xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
         wmat = weight_matrix(w, groups)
-        y = correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu)  # (N, *O, K)
+        if algo == "winograd":
+            y = winograd.correlate_3x3(xp, wmat, out_size, im2col.batch_chunks, bias=b, relu=relu)  # (N, *O, K)
+        else:
+            y = im2col.correlate(xp, wmat, out_size, kernel, stride, dilation, bias=b, relu=relu)
         ctx.save_for_backward(xp, w, wmat, y if relu else None)
         return channels_first(y)  # a view: the memory stays channels-last
 
@@ -189,9 +134,7 @@ class ConvNd(Function):
         if ctx.direct:
             return direct.backward(grad, ctx.saved_tensors, x_shape, pads, padding_mode, ctx.needs_input_grad)
         xp, w, wmat, y = ctx.saved_tensors
-        kernel = w.shape[2:]
-        n, k = grad.shape[:2]
-        kg = k // groups
+        k = grad.shape[1]
         if y is not None:  # fused ReLU: d max(z, 0)/dz = [z > 0] = [y > 0]
             gl = _relu_grad(channels_last(grad), y)
         else:
@@ -199,25 +142,8 @@ class ConvNd(Function):
         gx = gw = gb = None
         if ctx.needs_input_grad[2]:
             gb = column_sums(gl.reshape(-1, k))  # db = Σ over batch and positions of dY
-        if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY, accumulated chunk by chunk
-            # The blocks are copied again rather than kept from the forward pass: with the batch in slices
-            # on both cores, re-reading kept matrices of up to 32 MB from memory cost more than a second
-            # copy into cache (ConvNetJS net batch 64: 2,487 → 2,826 img/s without keeping).
-
-            def work(lo, hi):  # this chunk's share of dW
-                cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)
-                gk = gl[lo:hi].reshape(-1, groups, kg)
-                if groups == 1:
-                    part = (cols[0].T @ gk[:, 0])[None]
-                else:
-                    part = np.matmul(cols.transpose(0, 2, 1), gk.transpose(1, 0, 2))
-                workspace.give(cols)
-                return part
-
-            positions = int(np.prod(out_size))
-            gwm = sum(parallel.run(work, _batch_chunks(n, positions * wmat.shape[1] * groups * xp.itemsize)))
-            gw = gwm.reshape(groups, *kernel, w.shape[1], kg)  # (G, *F, C/G, K/G) → (K, C/G, *F)
-            gw = np.moveaxis(np.moveaxis(gw, -1, 1), -1, 2).reshape(w.shape)
+        if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY
+            gw = im2col.weight_grad(gl, xp, w.shape, wmat, out_size, stride, dilation, groups)
         if ctx.needs_input_grad[0]:
             gx = channels_first(_input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation,
                                             groups, padding_mode))
@@ -225,33 +151,9 @@ class ConvNd(Function):
 
 
 def _input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation, groups, padding_mode):
-    """dL/dx (channels-last) from dL/dy (channels-last `gl`): d cols = dY · Wᵀ per chunk of images (a
-    GEMM with ∏F·C/G wide rows, which BLAS runs well), added back onto the receptive fields by the
-    compiled col2im (col2im.py), then the padding's adjoint.
-
-    (Measured and deleted: the input gradient as a transposed convolution — im2col of the padded dY and
-    a GEMM with only C output columns — was 1.3–20× slower once col2im was compiled; docs/performance.md.)
-    """
-    kernel = w.shape[2:]
-    n = gl.shape[0]
-    xl_shape = (n, *x_shape[2:], x_shape[1])
-    rows, kg = wmat.shape[1:]
-    cg = xp.shape[-1] // groups
-    gxp = np.zeros((n, *xp.shape[1:]), dtype=gl.dtype)
-    per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
-    bases, offsets = col2im.positions(out_size, kernel, stride, dilation, xp.shape[1:-1])
-
-    def work(lo, hi):
-        gk = gl[lo:hi].reshape(-1, groups, kg).transpose(1, 0, 2)  # (G, m, K/G)
-        buffer = workspace.take((groups, gk.shape[1], rows), gl.dtype)
-        dcols = np.matmul(gk, wmat.transpose(0, 2, 1), out=buffer)  # (G, m, ∏F·C/G)
-        if groups > 1:  # per row, taps then channels of all groups: (m, ∏F, G·C/G)
-            dcols = np.moveaxis(dcols.reshape(groups, -1, offsets.size, cg), 0, 2)
-        col2im.col2im_add(dcols.reshape(-1, offsets.size, groups * cg), bases, offsets, lo, gxp)
-        workspace.give(buffer)
-
-    parallel.run(work, _batch_chunks(n, per_item))
-    return pad_array_backward(gxp, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
+    """dL/dx (channels-last) from dL/dy (channels-last `gl`): d cols = dY · Wᵀ added back onto the
+    receptive fields (col2im), then the padding's adjoint (kernels/im2col.py; ConvTranspose's forward)."""
+    return im2col.input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation, groups, padding_mode)
 
 
 def _resolve_padding(padding, d, kernel, stride, dilation, where):

@@ -28,7 +28,7 @@ import numpy as np
 
 from convlens import parallel
 from convlens.autograd import Function
-from convlens.nn.functional import fastpool
+from convlens.kernels import blockpool, fastpool
 from convlens.nn.functional._windows import AdaptiveBins, PoolWindow, pool_window
 from convlens.nn.shape import check_input, ntuple
 from convlens.tensor import Tensor
@@ -74,9 +74,13 @@ class MaxPoolNd(Function):
     def forward(ctx, x, window: PoolWindow):
         ctx.window, ctx.in_shape = window, x.shape
         ctx.fast = fastpool.applies(x, window)
+        ctx.blocks = not ctx.fast and blockpool.applies(x, window)
         if ctx.fast:  # 2×2/2 windows on a contiguous input (either memory order): one compiled pass
             ctx.save_for_backward(x)
             return fastpool.max_pool(x)
+        if ctx.blocks:  # disjoint blocks (kernel = stride) in 1, 2 or 3-d: one compiled pass, winners kept
+            out, ctx.block_state = blockpool.max_pool(x, window.kernel)
+            return out
         xp = window.pad(x, _lowest(x.dtype))
         out = np.empty_like(xp, shape=x.shape[:2] + window.out)  # keeps the input's memory order
 
@@ -98,6 +102,8 @@ class MaxPoolNd(Function):
         window = ctx.window
         if ctx.fast:
             return fastpool.max_pool_backward(grad, ctx.saved_tensors[0])
+        if ctx.blocks:
+            return blockpool.max_pool_backward(grad, ctx.block_state)
         xp, out = ctx.saved_tensors
         gp = np.zeros_like(xp, dtype=grad.dtype)
 

@@ -22,6 +22,7 @@ from convlens.utils.data.dataset import (
     TensorDataset,
     random_split,
 )
+from convlens.utils.data.distributed import DistributedSampler
 from convlens.utils.data.sampler import (
     BatchSampler,
     RandomSampler,
@@ -38,3 +39,4 @@ __all__ = [
     "TensorDataset", "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",
     "get_worker_info", "random_split",
 ]
+__all__ += ["DistributedSampler"]

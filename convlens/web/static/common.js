@@ -64,29 +64,55 @@ const CL = (() => {
     return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
   }
   function colour(v, lo, hi, cmap) {
+    if (!Number.isFinite(v)) return [128, 128, 128];
     if (cmap === "gray") { const t = hi > lo ? (v - lo) / (hi - lo) : 0; const g = 255 * Math.min(1, Math.max(0, t)); return [g, g, g]; }
     if (cmap === "diverging") { const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1; return ramp(DIVERGING, 0.5 + 0.5 * v / m); }
     return ramp(VIRIDIS, hi > lo ? (v - lo) / (hi - lo) : 0);
   }
-  // Draw one h×w map (values data[offset..]) into a canvas at `scale` CSS pixels per cell.
+  // 256-entry lookup tables, one per colour map: drawing a map is then one multiply-add and four byte
+  // copies per cell (the Draw page redraws every layer on every stroke; per-cell colour() calls took
+  // ~100 ms of main-thread time per update)
+  const LUTS = {};
+  function lut(cmap) {
+    if (!LUTS[cmap]) {
+      const t = new Uint8ClampedArray(256 * 4);
+      for (let i = 0; i < 256; i++) {
+        const c = cmap === "gray" ? [i, i, i] : ramp(cmap === "diverging" ? DIVERGING : VIRIDIS, i / 255);
+        t[4 * i] = c[0]; t[4 * i + 1] = c[1]; t[4 * i + 2] = c[2]; t[4 * i + 3] = 255;
+      }
+      LUTS[cmap] = t;
+    }
+    return LUTS[cmap];
+  }
+  // Draw one h×w map (values data[offset..]) into a canvas at `scale` CSS pixels per cell. The canvas's
+  // CSS width is set and its height follows the aspect ratio (so `max-width: 100%` can shrink it).
   function drawMap(canvas, data, offset, h, w, opts = {}) {
     const cmap = opts.cmap || "viridis";
     let lo = opts.min, hi = opts.max;
     if (lo === undefined || hi === undefined) {
       lo = Infinity; hi = -Infinity;
       for (let i = 0; i < h * w; i++) { const v = data[offset + i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+      if (!Number.isFinite(lo) || !Number.isFinite(hi)) { lo = 0; hi = 1; }
       if (cmap === "viridis" && lo > 0) lo = 0;
     }
-    canvas.width = w; canvas.height = h;
+    if (canvas.width !== w) canvas.width = w;
+    if (canvas.height !== h) canvas.height = h;
     // a whole number of screen pixels per cell when it is large; else the map is drawn `size` pixels wide
     const fit = (opts.size || 64) / Math.max(h, w);
     const scale = opts.scale || (fit >= 3 ? Math.floor(fit) : fit);
-    canvas.style.width = w * scale + "px"; canvas.style.height = h * scale + "px";
+    const cssW = w * scale + "px";
+    if (canvas.style.width !== cssW) canvas.style.width = cssW;
     const ctx = canvas.getContext("2d");
-    const img = ctx.createImageData(w, h);
+    const img = ctx.createImageData(w, h), px = img.data, table = lut(cmap);
+    let a, b;  // index = a·v + b, clamped to 0..255
+    if (cmap === "diverging") { const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1; a = 127.5 / m; b = 127.5; }
+    else { a = hi > lo ? 255 / (hi - lo) : 0; b = -lo * a; }
     for (let i = 0; i < h * w; i++) {
-      const c = colour(data[offset + i], lo, hi, cmap);
-      img.data[4 * i] = c[0]; img.data[4 * i + 1] = c[1]; img.data[4 * i + 2] = c[2]; img.data[4 * i + 3] = 255;
+      const v = data[offset + i];
+      let k = v === v ? (a * v + b) | 0 : 128;
+      k = k < 0 ? 0 : k > 255 ? 255 : k;
+      const j = 4 * i, t = 4 * k;
+      px[j] = table[t]; px[j + 1] = table[t + 1]; px[j + 2] = table[t + 2]; px[j + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
     return { lo, hi, scale };
@@ -103,7 +129,7 @@ const CL = (() => {
       if (C === 3) {
         cv.width = kw; cv.height = kh;
         const scale = Math.max(1, Math.floor(size / Math.max(kh, kw)));
-        cv.style.width = kw * scale + "px"; cv.style.height = kh * scale + "px";
+        cv.style.width = kw * scale + "px";
         const ctx = cv.getContext("2d"), img = ctx.createImageData(kw, kh);
         for (let i = 0; i < kh * kw; i++) {
           for (let c = 0; c < 3; c++) img.data[4 * i + c] = 255 * (0.5 + 0.5 * k.data[((f * C + c) * kh * kw) + i] / (m || 1));
@@ -123,9 +149,8 @@ const CL = (() => {
     if (v.shape.length === 3) {
       const [C, H, W] = v.shape;
       if (H === 1 && W === 1) {  // a 1×1 map per channel: show the channels as one strip
-        const cv = el("canvas", { class: "map", title: `${v.channels} channels, 1×1 each` });
+        const cv = el("canvas", { class: "map strip-map", title: `${v.channels} channels, 1×1 each` });
         drawMap(cv, v.data, 0, 1, C, { cmap: opts.cmap, scale: Math.max(2, Math.floor((opts.stripWidth || 240) / C)) });
-        cv.style.height = "14px";
         out.push(cv);
         return { canvases: out, vector: true, decoded: v };
       }
@@ -139,9 +164,8 @@ const CL = (() => {
       return { canvases: out, vector: false, decoded: v };
     }
     const n = v.data.length;
-    const cv = el("canvas", { class: "map", title: `${n} values` });
+    const cv = el("canvas", { class: "map strip-map", title: `${n} values` });
     drawMap(cv, v.data, 0, 1, n, { cmap: opts.cmap, scale: Math.max(2, Math.floor((opts.stripWidth || 240) / n)) });
-    cv.style.height = "14px";
     return { canvases: [cv], vector: true, decoded: v };
   }
 
@@ -156,6 +180,13 @@ const CL = (() => {
     push(i, x, y) { if (y !== null && y !== undefined && Number.isFinite(y)) { this.data[i].push([x, y]); this.schedule(); } }
     clear() { this.data = this.series.map(() => []); this.schedule(); }
     schedule() { if (!this.pending) { this.pending = true; requestAnimationFrame(() => { this.pending = false; this.draw(); }); } }
+    static tick(t) {  // 0.5, 2, 150, 2.5k, 1.2M, 3e+9: never more than ~5 characters
+      const a = Math.abs(t);
+      if (a >= 1e9) return t.toExponential(0);
+      if (a >= 1e6) return +(t / 1e6).toPrecision(2) + "M";
+      if (a >= 1e4) return +(t / 1e3).toPrecision(3) + "k";
+      return String(+t.toPrecision(3));
+    }
     static nice(lo, hi, n = 5) {
       const span = hi - lo || 1, step0 = span / n, mag = Math.pow(10, Math.floor(Math.log10(step0)));
       const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= step0) || 10 * mag;
@@ -171,8 +202,7 @@ const CL = (() => {
       const ctx = c.getContext("2d");
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       ctx.clearRect(0, 0, W, H);
-      const L = 48, R = 12, T = 24, B = 30, pw = W - L - R, ph = H - T - B;
-      const all = this.data.flat();
+      const all = this.data.flat().filter((p) => Number.isFinite(p[1]));
       let x0 = 0, x1 = 1, y0 = this.yMin, y1 = this.yMax;
       if (all.length) {
         x0 = Math.min(...all.map((p) => p[0])); x1 = Math.max(...all.map((p) => p[0]));
@@ -182,12 +212,29 @@ const CL = (() => {
       }
       if (y0 === null) y0 = 0;
       if (y1 === null || y1 <= y0) y1 = y0 + 1;
+      // the y range: a loss that explodes would squash the curve into a line at 0, so the top is
+      // at most 4× the 95th percentile of the values (the spike runs off the top, clipped)
+      if (this.yMax === null && all.length > 4) {
+        const ys = all.map((p) => p[1]).sort((a, b) => a - b), p95 = ys[Math.floor(0.95 * (ys.length - 1))];
+        if (p95 > 0 && y1 > 4 * p95) y1 = 4 * p95;
+      }
+      ctx.font = "11px system-ui, sans-serif";
+      const ticks = LineChart.nice(y0, y1, 4), label = (t) => (this.percent ? `${Math.round(t * 100)}%` : LineChart.tick(t));
+      const L = Math.max(34, 10 + Math.max(...ticks.map((t) => ctx.measureText(label(t)).width))), R = 12, B = 30;
+      // the legend goes on a second line when it does not fit beside the title (a phone)
+      ctx.font = "11.5px system-ui, sans-serif";
+      const legendW = this.series.reduce((a, s) => a + ctx.measureText(s.name).width + 30, 0);
+      ctx.font = "600 12px system-ui, sans-serif";
+      const twoLines = ctx.measureText(this.yLabel).width + legendW + 16 > W - L - R;
+      const T = twoLines ? 40 : 24, legendY = twoLines ? 31 : 15;
+      ctx.font = "11px system-ui, sans-serif";
+      const pw = W - L - R, ph = H - T - B;
       const sx = (x) => L + (pw * (x - x0)) / (x1 - x0), sy = (y) => T + ph - (ph * (y - y0)) / (y1 - y0);
-      ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#667085"; ctx.strokeStyle = "#e3e7ef"; ctx.lineWidth = 1;
+      ctx.fillStyle = "#667085"; ctx.strokeStyle = "#e3e7ef"; ctx.lineWidth = 1;
       ctx.textAlign = "right"; ctx.textBaseline = "middle";
-      for (const t of LineChart.nice(y0, y1, 4)) {
+      for (const t of ticks) {
         ctx.beginPath(); ctx.moveTo(L, Math.round(sy(t)) + 0.5); ctx.lineTo(L + pw, Math.round(sy(t)) + 0.5); ctx.stroke();
-        ctx.fillText(this.percent ? `${Math.round(t * 100)}%` : +t.toPrecision(3), L - 6, sy(t));
+        ctx.fillText(label(t), L - 6, sy(t));
       }
       ctx.textAlign = "center"; ctx.textBaseline = "top";
       for (const t of LineChart.nice(x0, x1, 5)) ctx.fillText(thousands(t), sx(t), T + ph + 6);
@@ -198,11 +245,12 @@ const CL = (() => {
       ctx.textAlign = "right"; ctx.font = "11.5px system-ui, sans-serif";
       for (let i = this.series.length - 1; i >= 0; i--) {
         const s = this.series[i];
-        ctx.fillStyle = "#1c2333"; ctx.fillText(s.name, lx, 15); lx -= ctx.measureText(s.name).width + 6;
-        ctx.fillStyle = s.color; ctx.fillRect(lx - 12, 9, 12, 3); lx -= 24;
+        ctx.fillStyle = "#1c2333"; ctx.fillText(s.name, lx, legendY); lx -= ctx.measureText(s.name).width + 6;
+        ctx.fillStyle = s.color; ctx.fillRect(lx - 12, legendY - 6, 12, 3); lx -= 24;
       }
       ctx.save(); ctx.beginPath(); ctx.rect(L, T, pw, ph); ctx.clip();
-      this.data.forEach((pts, i) => {
+      this.data.forEach((pts0, i) => {
+        const pts = pts0.filter((p) => Number.isFinite(p[1]));
         if (!pts.length) return;
         const s = this.series[i];
         ctx.strokeStyle = s.color; ctx.fillStyle = s.color; ctx.lineWidth = s.width || 1.8;
@@ -221,6 +269,7 @@ const CL = (() => {
 
   // ---- probability bars ----
   function bars(container, classes, probs, opts = {}) {
+    probs = probs.map((p) => (Number.isFinite(p) ? p : 0));
     const top = probs.indexOf(Math.max(...probs));
     container.classList.toggle("wide", classes.some((c) => c.length > 2));
     if (container.children.length !== classes.length) {
@@ -237,20 +286,27 @@ const CL = (() => {
   }
 
   // ---- the page frame ----
+  async function refreshBadge() {
+    const badge = $("header.top .model-badge");
+    try {
+      const m = await api("/api/model");
+      CL.model = m;
+      if (badge) {
+        const acc = m.info && m.info.test_accuracy ? ` · test accuracy ${pct(m.info.test_accuracy)}` : "";
+        badge.replaceChildren("model ", el("b", { text: m.label }), acc);
+        badge.title = `${m.label} · input ${m.input_shape.join("×")}${acc}`;
+      }
+      document.dispatchEvent(new CustomEvent("cl-model", { detail: m }));
+      return m;
+    } catch (e) { if (badge) badge.textContent = "model unavailable"; return null; }
+  }
   async function frame() {
     const path = location.pathname.replace(/\/$/, "") || "/";
     document.querySelectorAll("header.top nav a").forEach((a) => a.classList.toggle("active", a.getAttribute("href") === path));
-    const badge = $("header.top .model-badge");
-    if (badge) {
-      try {
-        const m = await api("/api/model");
-        CL.model = m;
-        const acc = m.info && m.info.test_accuracy ? ` · test accuracy ${pct(m.info.test_accuracy)}` : "";
-        badge.replaceChildren("model ", el("b", { text: m.label }), acc);
-      } catch (e) { badge.textContent = "model unavailable"; }
-    }
+    await refreshBadge();
   }
   document.addEventListener("DOMContentLoaded", frame);
 
-  return { el, $, api, showError, decode, fmt, pct, thousands, drawMap, drawKernels, layerCanvases, LineChart, bars, colour };
+  return { el, $, api, showError, decode, fmt, pct, thousands, drawMap, drawKernels, layerCanvases, LineChart, bars, colour,
+    refreshBadge, lut };
 })();

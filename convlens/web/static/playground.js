@@ -38,7 +38,7 @@
     const img = new Image();
     img.onload = () => {
       const cv = $("#in-map"), scale = 200 / Math.max(h, w);
-      cv.width = w; cv.height = h; cv.style.width = w * scale + "px"; cv.style.height = h * scale + "px";
+      cv.width = w; cv.height = h; cv.style.width = w * scale + "px";
       cv.getContext("2d").drawImage(img, 0, 0);
     };
     img.src = r.input.image;

@@ -37,10 +37,10 @@ import math
 import numpy as np
 
 from convlens import parallel
-from convlens.nn.functional import col2im, workspace
+from convlens.kernels import col2im, workspace
+from convlens.kernels.simd import LANES
 from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import pad_array, pad_array_backward
-from convlens.nn.functional.simd import LANES
 
 # Beyond these im2col + GEMM or Winograd is faster. Measured, one thread, forward + backward at batch
 # 64 (ms, direct / Winograd / im2col): VGG's 32 → 32 layer on 32×32 70 / 91 / 105; its 32 → 64 layer on
@@ -67,7 +67,7 @@ def _compile():
     once and caches it on disk."""
     global _kernels
     if _kernels is None:
-        from convlens.nn.functional import direct_kernels
+        from convlens.kernels import direct_kernels
 
         _kernels = direct_kernels
     return _kernels

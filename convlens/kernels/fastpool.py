@@ -45,7 +45,7 @@ def _compile():
     """The compiled loops (pool_kernels.py), imported on first use; numba caches them on disk."""
     global _kernels
     if _kernels is None:
-        from convlens.nn.functional import pool_kernels
+        from convlens.kernels import pool_kernels
 
         _kernels = pool_kernels
     return _kernels

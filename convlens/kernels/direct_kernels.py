@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numba
 
-from convlens.nn.functional.simd import (
+from convlens.kernels.simd import (
     LANES,
     add_into,
     lane,

@@ -1,0 +1,144 @@
+"""im2col convolution: every receptive field copied into a row of a matrix, then one GEMM.
+
+For channels-last padded input xp (N, *Sp, C) and weights as (G, ∏F·C/G, K/G) matrices (conv.py's
+`weight_matrix`):
+
+    forward       Y      = cols · W          cols (M, ∏F·C/G), M = N·∏O rows, per group
+    weight grad   dW     = colsᵀ · dY        (cols copied again per chunk rather than kept)
+    input grad    dcols  = dY · Wᵀ, then col2im (col2im.py) adds each row back onto its receptive field
+
+Work is cut into batch chunks whose im2col block is about CHUNK_BYTES (it stays in cache for the GEMM
+that follows its copy) and run on convlens's thread pool; the blocks come from the workspace.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from convlens import parallel
+from convlens.kernels import col2im, workspace
+from convlens.nn.functional.padding import pad_array_backward
+
+# One im2col block is about this many bytes: small enough to be re-read from cache by the GEMM that
+# follows its copy, and it bounds the extra memory a convolution needs (see docs/performance.md).
+CHUNK_BYTES = 4 << 20
+
+
+def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
+    """Strided view (N, *O, *F, C) of the receptive fields of channels-last padded input `xp`."""
+    n, c = xp.shape[0], xp.shape[-1]
+    sp = xp.strides[1:-1]
+    shape = (n, *out_size, *kernel, c)
+    strides = (xp.strides[0], *(s * st for s, st in zip(sp, stride)),
+               *(s * d for s, d in zip(sp, dilation)), xp.strides[-1])
+    return as_strided(xp, shape=shape, strides=strides, writeable=False)
+
+
+def batch_chunks(n: int, bytes_per_item: int):
+    """Split the batch into runs of whole items whose im2col block is about CHUNK_BYTES, in a number
+    of runs that keeps every thread of the pool busy."""
+    threads = parallel.get_num_threads()
+    parts = -(-n * bytes_per_item // CHUNK_BYTES)
+    if n * bytes_per_item >= parallel.MIN_BYTES:
+        parts = -(-max(parts, threads) // threads) * threads  # a multiple of the thread count
+    return parallel.split(n, parts)
+
+
+def im2col(xp: np.ndarray, out_size, kernel, stride, dilation, groups: int) -> np.ndarray:
+    """Copy the receptive fields of channels-last `xp` into (G, M, ∏F·C/G) (the one big copy), an
+    array from the workspace: hand it back with `workspace.give` once it is used."""
+    win = windows(xp, out_size, kernel, stride, dilation)  # (n, *O, *F, C) view
+    m = xp.shape[0] * int(np.prod(out_size))
+    taps, c = int(np.prod(kernel)), xp.shape[-1]
+    out = workspace.take((groups, m, taps * (c // groups)), xp.dtype)
+    if groups == 1:
+        np.copyto(out[0].reshape(win.shape), win)
+    else:
+        np.copyto(out.reshape(groups, m, taps, c // groups), win.reshape(m, taps, groups, c // groups).transpose(2, 0, 1, 3))
+    return out
+
+
+def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilation, bias=None,
+              relu: bool = False) -> np.ndarray:
+    """Channels-last cross-correlation without padding: (N, *Sp, C) ★ wmat → (N, *O, K), chunked over N.
+
+    The bias add and the ReLU are applied to each chunk while it is still in cache.
+    """
+    groups, rows, kg = wmat.shape
+    n = xp.shape[0]
+    k = groups * kg
+    out = np.empty((n, *out_size, k), dtype=xp.dtype)
+    positions = int(np.prod(out_size))
+
+    def work(lo, hi):
+        cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)  # (G, m, ∏F·C/G)
+        dest = out[lo:hi].reshape(-1, k)
+        if groups == 1:
+            np.matmul(cols[0], wmat[0], out=dest)
+        else:  # output channel g·K/G + j comes from group g
+            dest.reshape(-1, groups, kg)[...] = np.matmul(cols, wmat).transpose(1, 0, 2)
+        if bias is not None:
+            dest += bias
+        if relu:
+            np.maximum(dest, 0, out=dest)
+        workspace.give(cols)
+
+    parallel.run(work, batch_chunks(n, positions * rows * groups * xp.itemsize))
+    return out
+
+
+def weight_grad(gl, xp, wshape, wmat, out_size, stride, dilation, groups):
+    """dW (K, C/G, *F) = colsᵀ · dY, accumulated chunk by chunk (`gl`: dY channels-last (N, *O, K)).
+
+    The blocks are copied again rather than kept from the forward pass: with the batch in slices on
+    both cores, re-reading kept matrices of up to 32 MB from memory cost more than a second copy into
+    cache (ConvNetJS net batch 64: 2,487 → 2,826 img/s without keeping)."""
+    kernel = wshape[2:]
+    n, k = gl.shape[0], gl.shape[-1]
+    kg = k // groups
+
+    def work(lo, hi):  # this chunk's share of dW
+        cols = im2col(xp[lo:hi], out_size, kernel, stride, dilation, groups)
+        gk = gl[lo:hi].reshape(-1, groups, kg)
+        if groups == 1:
+            part = (cols[0].T @ gk[:, 0])[None]
+        else:
+            part = np.matmul(cols.transpose(0, 2, 1), gk.transpose(1, 0, 2))
+        workspace.give(cols)
+        return part
+
+    positions = int(np.prod(out_size))
+    gwm = sum(parallel.run(work, batch_chunks(n, positions * wmat.shape[1] * groups * xp.itemsize)))
+    gw = gwm.reshape(groups, *kernel, wshape[1], kg)  # (G, *F, C/G, K/G) → (K, C/G, *F)
+    return np.moveaxis(np.moveaxis(gw, -1, 1), -1, 2).reshape(wshape)
+
+
+def input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation, groups, padding_mode):
+    """dL/dx (channels-last) from dL/dy (channels-last `gl`): d cols = dY · Wᵀ per chunk of images (a
+    GEMM with ∏F·C/G wide rows, which BLAS runs well), added back onto the receptive fields by the
+    compiled col2im (col2im.py), then the padding's adjoint.
+
+    (Measured and deleted: the input gradient as a transposed convolution — im2col of the padded dY and
+    a GEMM with only C output columns — was 1.3–20× slower once col2im was compiled; docs/performance.md.)
+    """
+    kernel = w.shape[2:]
+    n = gl.shape[0]
+    xl_shape = (n, *x_shape[2:], x_shape[1])
+    rows, kg = wmat.shape[1:]
+    cg = xp.shape[-1] // groups
+    gxp = np.zeros((n, *xp.shape[1:]), dtype=gl.dtype)
+    per_item = int(np.prod(out_size)) * rows * groups * xp.itemsize
+    bases, offsets = col2im.positions(out_size, kernel, stride, dilation, xp.shape[1:-1])
+
+    def work(lo, hi):
+        gk = gl[lo:hi].reshape(-1, groups, kg).transpose(1, 0, 2)  # (G, m, K/G)
+        buffer = workspace.take((groups, gk.shape[1], rows), gl.dtype)
+        dcols = np.matmul(gk, wmat.transpose(0, 2, 1), out=buffer)  # (G, m, ∏F·C/G)
+        if groups > 1:  # per row, taps then channels of all groups: (m, ∏F, G·C/G)
+            dcols = np.moveaxis(dcols.reshape(groups, -1, offsets.size, cg), 0, 2)
+        col2im.col2im_add(dcols.reshape(-1, offsets.size, groups * cg), bases, offsets, lo, gxp)
+        workspace.give(buffer)
+
+    parallel.run(work, batch_chunks(n, per_item))
+    return pad_array_backward(gxp, {1 + i: p for i, p in enumerate(pads)}, padding_mode, xl_shape)
