@@ -306,6 +306,8 @@ def test_cifar_checkpoint_in_explain_and_draw(page, server):
     page.wait_for_function("document.querySelector('.model-badge').textContent.includes('convnetjs-cifar10')")
     page.wait_for_function("document.querySelector('#samples-note').textContent.startsWith('cifar10 test images')")
     page.wait_for_function("document.querySelector('#input-kv').textContent.includes('3×32×32')")
+    # the probability bars are relabelled with the new model's classes (they were left as digits)
+    page.wait_for_function("document.querySelector('#probs .bar .lbl').textContent === 'airplane'")
     page.goto(server[1] + "/draw")
     page.wait_for_function("document.querySelector('#draw-title').textContent.includes('3×32×32')")
     assert "digit" not in page.inner_text("#draw-title")
