@@ -369,7 +369,7 @@ class TrainJob:
         now = time.time()
         self._track(s)
         last = s["batch"] == s["batches"]
-        if now - self._last_point >= 0.05 or last or not self.points:
+        if now - self._last_point >= 0.05 or last or s["batch"] == 1 or not self.points:  # each epoch's ends
             self._last_point = now
             point = {k: s[k] for k in ("epoch", "epochs", "batch", "batches", "loss", "accuracy", "batch_loss",
                                        "lr", "images_per_second", "examples_seen")}
