@@ -137,3 +137,36 @@ def test_cli_inspect_and_predict_take_the_onnx_file(onnx_path, tmp_path, capsys)
     assert (tmp_path / "maps" / "kernels-conv1.png").is_file()
     assert main(["summary", str(onnx_path)]) == 0
     assert "Add" in capsys.readouterr().out
+
+
+def test_train_page_fine_tunes_the_imported_net_and_leaves_the_explained_one_alone(client):
+    import time
+
+    before = {k: v.numpy().copy() for k, v in client.app.state.web.handle.model.state_dict().items()}
+    r = client.post("/api/train/start", json={"model": "loaded", "dataset": "mnist-mini", "epochs": 1, "limit": 256,
+                                              "batch_size": 32, "optimizer": "adam", "lr": 0.003, "schedule": "none",
+                                              "val_split": 0.25})
+    assert r.status_code == 201, r.text
+    deadline = time.time() + 120
+    while (s := client.get("/api/train/status").json())["state"] not in ("finished", "failed"):
+        assert time.time() < deadline, s
+        time.sleep(0.05)
+    assert s["state"] == "finished", s
+    assert s["history"] and np.isfinite(s["history"][-1]["train_loss"])
+    job = client.app.state.web.jobs.job
+    assert job.label.startswith("loaded: digits.onnx") and "spec" in job.arch  # rebuilt from its graph spec
+    trained = job.model.state_dict()
+    assert any(not np.array_equal(trained[k].numpy(), v) for k, v in before.items() if v.dtype.kind == "f")
+    after = client.app.state.web.handle.model.state_dict()
+    assert all(np.array_equal(after[k].numpy(), v) for k, v in before.items())  # the page's model is untouched
+
+
+def test_fine_tuning_the_loaded_net_on_images_of_another_shape_is_refused(client):
+    from convlens.web.images import HTTPError
+    from convlens.web.job_setup import build_model
+
+    with pytest.raises(HTTPError, match=r"model 'loaded' \(digits.onnx\) takes 1×28×28 images, but the data set has "
+                                        r"3×32×32 images"):
+        build_model({"model": "loaded"}, (3, 32, 32), 10, current=client.app.state.web.handle)
+    with pytest.raises(HTTPError, match="no model is loaded"):
+        build_model({"model": "loaded"}, (1, 28, 28), 10, current=None)

@@ -76,7 +76,7 @@ class WebState:
         data = {**{k: v for k, v in found.items() if k not in (data or {})}, **(data or {})}
         self.registry = DataRegistry(data)
         self.runs_dir = Path(runs_dir if runs_dir is not None else Path("runs") / "web")
-        self.jobs = JobManager(self.registry, self.runs_dir, snapshot_interval)
+        self.jobs = JobManager(self.registry, self.runs_dir, snapshot_interval, current_model=lambda: self.handle)
         self.limits = limits
         self.inputs = api.InputCache()
         self.closing = False

@@ -61,11 +61,15 @@ def _planned_params(planned) -> int:
     return total
 
 
-def build_model(body: dict, shape: tuple, num_classes: int):
-    """``(model, architecture description, label)`` from a request's ``model`` / ``spec``."""
+def build_model(body: dict, shape: tuple, num_classes: int, current=None):
+    """``(model, architecture description, label)`` from a request's ``model`` / ``spec``; model
+    ``"loaded"`` fine-tunes a copy of ``current`` (the Explain & Draw pages' model: a checkpoint, an
+    imported ONNX graph), rebuilt from its spec with its weights, so the page's model stays as it was."""
     from convlens import models
 
     name = str(body.get("model") or "lenet5").strip().lower()
+    if name == "loaded":
+        return _copy_loaded(current, shape)
     if name == "spec":
         spec = body.get("spec")
         if isinstance(spec, str):
@@ -90,6 +94,25 @@ def build_model(body: dict, shape: tuple, num_classes: int):
     except ValueError as e:
         raise HTTPError(422, f"model {name} cannot be built for images of shape {shape}: {e}") from None
     return model, {"name": name, "kwargs": {"input_shape": list(shape), "num_classes": num_classes}}, name
+
+
+def _copy_loaded(current, shape: tuple):
+    from convlens import models
+
+    if current is None:
+        raise HTTPError(422, "model 'loaded': no model is loaded on the Explain & Draw pages")
+    if tuple(current.input_shape) != tuple(shape):
+        fmt = "×".join
+        raise HTTPError(422, f"model 'loaded' ({current.label}) takes {fmt(map(str, current.input_shape))} images, but "
+                             f"the data set has {fmt(map(str, shape))} images: pick a data set of that shape")
+    try:
+        spec = models.to_spec(current.model, tuple(current.input_shape))
+        model = models.from_spec(spec)
+        with current.lock:
+            model.load_state_dict(current.model.state_dict())
+    except (ValueError, TypeError, KeyError) as e:
+        raise HTTPError(422, f"model 'loaded' ({current.label}) cannot be fine-tuned here: {e}") from None
+    return model, {"spec": spec}, f"loaded: {current.label}"
 
 
 def _check_fits(model, shape: tuple, num_classes: int, label: str) -> None:

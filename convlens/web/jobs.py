@@ -470,8 +470,10 @@ class TrainJob:
 class JobManager:
     """Starts and holds the one training job."""
 
-    def __init__(self, registry, runs_dir, snapshot_interval: float = 0.75):
+    def __init__(self, registry, runs_dir, snapshot_interval: float = 0.75, current_model=None):
         self.registry, self.runs_dir, self.snapshot_interval = registry, Path(runs_dir), snapshot_interval
+        # the Explain & Draw pages' model (a ModelHandle), for fine-tuning it: model "loaded"
+        self.current_model = current_model or (lambda: None)
         self.job: TrainJob | None = None
         self._lock = threading.Lock()
         self._next_id = 1
@@ -516,7 +518,8 @@ class JobManager:
                 raise HTTPError(409, f"a training job is already {self.job.state}; stop it first")
             train_full, test = self.registry.get(dataset, wait=False)
             shape, classes = tuple(int(s) for s in train_full.shape), list(train_full.classes)
-            check_input_matches(model_name, shape, dataset)
+            if model_name != "loaded":
+                check_input_matches(model_name, shape, dataset)
             try:
                 train_ds, val_ds, mean, std = recipe.split_data(train_full)
             except ValueError as e:
@@ -524,9 +527,9 @@ class JobManager:
             import convlens
 
             convlens.manual_seed(recipe.seed)
-            model, arch, label = build_model(body, shape, len(classes))
+            model, arch, label = build_model(body, shape, len(classes), current=self.current_model())
             _check_fits(model, shape, len(classes), label)
-            recipe.model = label if label != "custom spec" else "spec"
+            recipe.model = label if "spec" not in arch else "spec"
             job = TrainJob(self._next_id, model, arch, label, recipe, train_ds, val_ds, test, classes, shape, mean,
                            std, dataset, self.runs_dir, self.snapshot_interval)
             self._next_id += 1

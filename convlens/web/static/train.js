@@ -266,7 +266,8 @@
       const [m, d, st] = await Promise.all([api("/api/models"), api("/api/datasets"), api("/api/train/status")]);
       models = m.models;
       $("#model").replaceChildren(...models.map((x) => el("option", { value: x.name, text: `${x.name} — ${x.description.split(";")[0].slice(0, 60)}` })),
-        el("option", { value: "spec", text: "custom spec (JSON)…" }));
+        el("option", { value: "spec", text: "custom spec (JSON)…" }),
+        el("option", { value: "loaded", text: "fine-tune the model on Explain & Draw (a checkpoint or an imported .onnx)" }));
       $("#optimizer").replaceChildren(...m.optimizers.map((o) => el("option", { value: o, text: o })));
       $("#schedule").replaceChildren(...m.schedules.map((o) => el("option", { value: o, text: o })));
       datasets = d.datasets;
