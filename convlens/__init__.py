@@ -116,6 +116,7 @@ __all__ = [
     "std_mean", "numel", "broadcast_shapes", "broadcast_tensors", "meshgrid", "hstack", "vstack", "cdist",
     "einsum", "concat", "is_floating_point",
     "save", "load", "utils", "vision",
+    "set_num_threads", "get_num_threads",
 ]
 __all__ += list(_METHODS)
 
@@ -130,6 +131,10 @@ def __getattr__(name):
         from convlens import checkpoint
 
         return getattr(checkpoint, name)
+    if name in ("set_num_threads", "get_num_threads"):  # torch.set_num_threads / get_num_threads
+        from convlens import parallel
+
+        return getattr(parallel, name)
     if name in ("save", "load"):
         from convlens import serialization
 

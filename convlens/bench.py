@@ -346,6 +346,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", default="all", help=f"comma list of case indices (0-{len(CASES) - 1}) or 'all'")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--no-training", action="store_true", help="skip the timed training cases")
     parser.add_argument("--sliced", action="store_true", help="also time SlicedStep (fit's step) as an extra row")
     parser.add_argument("--memory-probe", choices=["convlens", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--memory-case", type=int, default=4, help=argparse.SUPPRESS)
@@ -405,7 +406,7 @@ def main(argv=None) -> int:
         return ours / theirs
 
     ratios = []
-    for i in chosen:
+    for i in ([] if args.no_training else chosen):
         case = CASES[i]
         ratios.append(row(case.name, case, *run_case(case, args.repeats, args.seconds)))
         if args.sliced and i in (2, 4):

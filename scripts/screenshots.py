@@ -1,12 +1,14 @@
 """Screenshots of the web app for docs/screenshots/: every page on a desktop (1440 px) and on a phone (390 px).
 
-    python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
+    python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium] [--data-root DIR]
 
 Starts the app (the shipped checkpoint; training runs go to a temporary folder; no data sets from disk)
 on a free port, drives Chromium headless with Playwright and saves PNGs after exercising each page: the
 Train page's default first run (its wall time and validation accuracy are printed), a clicked
 feature-map pixel, a drawn digit, the Sobel-x kernel, a 3-pixel shift. While the digit is drawn it
-also records the browser's long tasks (main-thread work over 50 ms) and prints them.
+also records the browser's long tasks (main-thread work over 50 ms) and prints them. With
+``--data-root`` holding CIFAR-10 and the shipped ``convnetjs-cifar10`` checkpoint, it also shoots the
+Explain page with that model (``explain-cifar10.png``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,21 @@ def shoot(page, url: str, out: Path, suffix: str, first_run: bool) -> None:
     page.screenshot(path=str(out / f"shift{suffix}.png"), full_page=True)
 
 
+def cifar(page, url: str, out: Path) -> None:
+    """The Explain page with the shipped CIFAR-10 network on a CIFAR-10 test image."""
+    page.goto(url + "/explain")
+    page.wait_for_selector("#ckpt option[value=convnetjs-cifar10]", state="attached")
+    page.select_option("#ckpt", "convnetjs-cifar10")
+    page.click("#ckpt-use")
+    page.wait_for_function("document.querySelector('#input-kv').textContent.includes('3×32×32')", timeout=600_000)
+    page.wait_for_selector("#calc-z")
+    page.click("#samples img:nth-child(4)")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(out / "explain-cifar10.png"), full_page=True)
+    page.click("#reset")
+    page.wait_for_timeout(500)
+
+
 def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
 
@@ -92,11 +109,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--data-root", action="append", default=[], help="where to find CIFAR-10 for explain-cifar10.png")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as runs, \
-            BackgroundServer(create_app(runs_dir=runs, snapshot_interval=0.75, data_roots=[])) as url, \
+            BackgroundServer(create_app(runs_dir=runs, snapshot_interval=0.75, data_roots=args.data_root)) as url, \
             sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
         desktop = browser.new_page(viewport={"width": 1440, "height": 1000}, device_scale_factor=1, bypass_csp=True)
@@ -104,6 +122,8 @@ def main(argv=None) -> int:
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
                                  has_touch=True, bypass_csp=True)
         shoot(phone, url, out, "-phone", first_run=False)
+        if args.data_root:
+            cifar(desktop, url, out)
         browser.close()
     for f in sorted(out.glob("*.png")):
         print(f)

@@ -42,7 +42,8 @@ def main(argv=None) -> int:
                                                                             "scheduler_state")}
     history = json.loads((run / "history.json").read_text())
     minutes = sum(h["seconds"] for h in history) / 60
-    info.update(dataset="cifar10 (JPEG copy)", test_accuracy=report["accuracy"], test_loss=report["loss"],
+    info.update(dataset="cifar10", data_note="CIFAR-10 JPEG copy (cifar10-jpeg.tar.gz): JPEG changes the pixels slightly",
+                test_accuracy=report["accuracy"], test_loss=report["loss"],
                 test_set="CIFAR-10 test, JPEG copy (10,000 images)", train_minutes=round(minutes, 1))
     OUT.mkdir(parents=True, exist_ok=True)
     save_checkpoint(OUT / "best", model, **info)

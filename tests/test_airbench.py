@@ -171,3 +171,17 @@ def test_spec_whiten_and_scale_errors():
         from_spec({"input_shape": [3, 8, 8], "layers": [{"type": "whiten"}, {"type": "scale"}]})
     with pytest.raises(SpecError, match="'learn_scale' must be true or false"):
         from_spec({"input_shape": [3, 8, 8], "layers": [{"type": "batchnorm", "learn_scale": 1}]})
+
+
+def test_the_shipped_cifar10_checkpoint_loads():
+    import importlib.resources
+
+    from convlens.checkpoint import load_checkpoint
+
+    folder = importlib.resources.files("convlens").joinpath("assets", "convnetjs-cifar10")
+    st = folder.joinpath("best.safetensors")
+    assert st.stat().st_size + folder.joinpath("best.json").stat().st_size <= 10 * 2**20
+    model, info = load_checkpoint(str(st))
+    assert info["classes"][0] == "airplane" and len(info["mean"]) == 3 and info["test_accuracy"] > 0.7
+    assert "JPEG copy" in info["test_set"]
+    assert model(convlens.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -275,3 +275,14 @@ def test_export_error_names_the_layer():
 
     with pytest.raises(cx.ONNXExportError, match=r"layer '1' \(Odd\) has no ONNX converter"):
         cx.export(nn.Sequential(nn.ReLU(), Odd()), (3, 4, 4))
+
+
+@pytest.mark.parametrize("name", ["unet-small", "centernet-small"])
+def test_dense_models_export_at_sizes_that_need_padding(name):
+    """Their forward pads to a multiple of 8 and crops back: the export does the same for the example's size."""
+    model = _randomise_stats(models.get_model(name)).eval()
+    x = np.random.default_rng(7).standard_normal((2, 1, 30, 27)).astype(np.float32)
+    want = _run(model, x)
+    proto = cx.export(model, x)
+    np.testing.assert_allclose(_ort(proto, x), want, **TOL)
+    np.testing.assert_allclose(_run(cx.load(proto), x), want, **TOL)

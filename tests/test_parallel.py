@@ -47,3 +47,16 @@ def test_split_ops_match_one_range(name, monkeypatch):
     assert max(widths) == 2  # the op really was split
     for a, b in zip(one, split):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_thread_count_is_set_from_the_top_level_as_in_torch():
+    import convlens
+
+    before = convlens.get_num_threads()
+    try:
+        convlens.set_num_threads(1)
+        assert convlens.get_num_threads() == 1
+    finally:
+        convlens.set_num_threads(before)
+    with pytest.raises(ValueError, match="positive number of threads"):
+        convlens.set_num_threads(0)

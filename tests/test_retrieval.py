@@ -240,3 +240,24 @@ def test_moved_checkpoint_is_named(mini_index, tmp_path):
                         {**idx.meta, "model": {**idx.meta["model"], "checkpoint": str(tmp_path / "gone.safetensors")}})
     with pytest.raises(RetrievalError, match="gone.safetensors, which no longer exists"):
         retrieval.index_model(gone)
+
+
+def test_image_folder_ids_are_file_names(tmp_path):
+    from PIL import Image
+
+    from convlens import data
+
+    rng = np.random.default_rng(13)
+    for c in ("cat", "dog"):
+        (tmp_path / "train" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "train" / c / f"{i}.png")
+    ds = data.load(str(tmp_path), train=True)
+    spec = {"layers": [{"type": "conv", "name": "c", "filters": 2, "size": 3}, {"type": "fc", "name": "fc", "units": 2}]}
+    net = models.from_spec(spec, input_shape=(3, 8, 8))
+    idx = retrieval.build_index(net, ds, progress=False)
+    assert idx.ids == list(ds.files) and idx.ids[0].endswith(".png") and idx.meta["classes"] == ["cat", "dog"]
+    sub = retrieval.build_index(net, ds[np.array([1, 6])], progress=False)
+    assert sub.ids == [ds.files[1], ds.files[6]] and sub.labels.tolist() == [0, 1]
+    hits = retrieval.search_images(sub, ds.images[6:7], k=1, model=net)
+    assert hits[0][0]["id"] == ds.files[6] and hits[0][0]["distance"] == pytest.approx(0, abs=1e-5)

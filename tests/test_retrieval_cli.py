@@ -31,6 +31,8 @@ def test_index_writes_faiss_and_json(index_dir, capsys):
     assert (index_dir / "index.faiss").stat().st_size > 800 * 84 * 4
     assert meta["count"] == 800 and meta["dim"] == 84 and meta["layer"] == "fc2:input"
     assert meta["dataset"] == "mnist-mini" and meta["split"] == "train" and meta["config"]["kind"] == "flat"
+    ids = meta["ids"]  # --limit takes a seeded random subset; ids are indices into the full training set
+    assert ids == sorted(ids) and len(set(ids)) == 800 and ids[-1] > 5000
     code, out, _ = _run(capsys, "index", "lenet5-mnist-mini", "--list-layers")
     assert code == 0 and out.split() == ["input", "conv1", "conv1_relu", "pool1", "conv2", "conv2_relu", "pool2",
                                          "conv3", "conv3_relu", "flatten", "fc1", "fc1_relu", "fc2:input", "fc2"]
@@ -76,6 +78,15 @@ def test_search_eval_reports_map_and_precision(index_dir, capsys):
     assert r["index_precision@10"] == pytest.approx(r["precision@10"])  # a flat index is the exact ranking
     code, out, _ = _run(capsys, "search", index_dir, "--eval", "--limit", 50)
     assert code == 0 and out.startswith("mAP ")
+
+
+def test_approximate_index_eval_reports_recall(tmp_path, capsys):
+    out = tmp_path / "ivf"
+    code, _, _ = _run(capsys, "index", "lenet5-mnist-mini", "--limit", 500, "--kind", "ivf", "--nprobe", 4, "--out", out)
+    assert code == 0 and json.loads((out / "index.json").read_text())["config"]["nprobe"] == 4
+    _, text, _ = _run(capsys, "search", out, "--eval", "--limit", 60, "--json")
+    r = json.loads(text)
+    assert r["kind"] == "ivf" and 0.5 <= r["recall@10"] <= 1.0 and r["queries"] == 60
 
 
 def test_trained_features_beat_raw_pixels(index_dir, tmp_path, capsys):

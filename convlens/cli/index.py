@@ -29,7 +29,8 @@ def register(sub, parent) -> None:
     p.add_argument("--nprobe", type=int, default=32, metavar="N", help="IVF: cells visited per query (default 32)")
     p.add_argument("--ef-search", type=int, default=64, metavar="N", help="HNSW: candidates per query (default 64)")
     p.add_argument("--metric", choices=("cosine", "l2"), default="cosine", help="similarity (default cosine)")
-    p.add_argument("--limit", type=int, metavar="N", help="index only the first N images")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="index only N images (a random subset, seed 0: folders are sorted by class)")
     p.add_argument("--batch-size", type=int, default=256, metavar="N")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)
@@ -75,7 +76,7 @@ def run(args) -> int:
     if args.limit is not None:
         if args.limit < 1:
             raise CLIError(f"--limit must be >= 1, got {args.limit}")
-        ds = ds[: args.limit]  # a Subset: images, labels and classes of the first N; ids stay 0..N-1
+        ds = _subset(ds, args.limit)
     key = dataset_key(dataset)
     source = {"dataset": key or str(Path(dataset).expanduser().resolve()),
               "data_dir": None if data_dir is None else str(Path(data_dir).expanduser().resolve())}
@@ -95,3 +96,13 @@ def run(args) -> int:
                f"({index.dim} dimensions, {index.config.kind}, {index.config.metric}) in {seconds:.1f} s")
         print(folder)
     return 0
+
+
+def _subset(ds, n: int):
+    """N images chosen at random with seed 0 (kept in data set order), as a Subset whose ids are the
+    original indices; folder data sets are sorted by class, so the first N would be one class."""
+    import numpy as np
+
+    if n >= len(ds):
+        return ds
+    return ds[np.sort(np.random.default_rng(0).choice(len(ds), n, replace=False))]

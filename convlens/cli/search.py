@@ -22,7 +22,7 @@ def register(sub, parent) -> None:
     p.add_argument("--seed", type=int, default=0, help="which random test images --sample takes (default 0)")
     p.add_argument("--eval", action="store_true",
                    help="every test image as a query: mAP and precision@1/10/100 over the whole index")
-    p.add_argument("--limit", type=int, metavar="N", help="with --eval: only the first N test images")
+    p.add_argument("--limit", type=int, metavar="N", help="with --eval: only N test images (random, seed 0)")
     p.add_argument("--model", metavar="CKPT", help="query model (default: the checkpoint that built the index; "
                    "another model is refused)")
     p.add_argument("--data-dir", metavar="DIR", help="root folder of the data set's files (default: the index's)")
@@ -164,7 +164,9 @@ def _evaluate(args, index, model) -> int:
     if args.limit is not None:
         if args.limit < 1:
             raise CLIError(f"--limit must be >= 1, got {args.limit}")
-        ds = ds[: args.limit]
+        from convlens.cli.index import _subset
+
+        ds = _subset(ds, args.limit)  # random (seed 0): folders are sorted by class
     _, _, transform = _model_and_info(model)
     m = index.meta.get("model") or {}
     if m.get("mean") is not None:

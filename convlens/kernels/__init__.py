@@ -9,6 +9,9 @@ that runs it fast is here:
     col2im.py          compiled scatter-add of d cols back onto the padded input
     winograd.py        Winograd F(2×2, 3×3) for stride-1 3×3 layers with many channels
     fastpool.py        2×2 stride-2 pooling (driver); pool_kernels.py its numba loops
+    blockpool.py       max pooling over disjoint blocks (kernel = stride) in 1, 2 and 3-d
+    batchnorm.py       batch norm statistics, normalisation and backward, both memory orders
+    elementwise.py     element-wise ops of the step as compiled ufuncs (ReLU's backward)
     workspace.py       reusable scratch arrays for the large temporaries
     special.py         special functions NumPy lacks (erf, for GELU) as numba ufuncs
 

@@ -202,7 +202,7 @@ def _dense_kwargs(shape: tuple) -> dict:
 # Adam + one-cycle on the embedded scenes (4,000 training scenes of mnist-mini's digits), no augmentation
 # (flips would change digits); the metric of the validation split picks the best epoch.
 _MODELS["unet-small"] = (_dense.unet_small, (1, 64, 64), _dense_kwargs,
-                         _recipe("mnist-scenes-mini", "adam", 3e-3, schedule="onecycle", batch_size=16, epochs=3,
+                         _recipe("mnist-scenes-mini", "adam", 3e-3, schedule="onecycle", batch_size=16, epochs=10,
                                  normalize=False, val_split=0.1))
 _MODELS["centernet-small"] = (_dense.centernet_small, (1, 64, 64), _dense_kwargs,
                               _recipe("mnist-scenes-mini", "adam", 3e-3, schedule="onecycle", batch_size=32,

@@ -318,6 +318,13 @@ def _binary(op):
     return convert
 
 
+def _mul_by(b, m, xs, shapes, name):
+    """A multiply: of two or more graph values (graph_ops.Mul), or by a fixed number (airbench's scale)."""
+    if len(xs) == 1 and hasattr(m, "scale"):
+        return b.node("Mul", [xs[0], b.init(f"{name}_scale", np.float32(m.scale))], name)
+    return _binary("Mul")(b, m, xs, shapes, name)
+
+
 def _concat(b, m, xs, shapes, name):
     return b.node("Concat", xs, name, axis=int(m.dim))
 
@@ -378,10 +385,30 @@ _CONVERTERS = {
     "LayerNorm": _layernorm, "GroupNorm": _groupnorm, "_InstanceNorm": _instancenorm, "LocalResponseNorm": _lrn,
     "Upsample": _upsample, "Identity": _identity, "Dropout": _identity, "Dropout1d": _identity, "Dropout2d": _identity,
     "Dropout3d": _identity,
-    "Add": _binary("Add"), "Sub": _binary("Sub"), "Mul": _binary("Mul"), "Div": _binary("Div"), "Concat": _concat,
+    "Add": _binary("Add"), "Sub": _binary("Sub"), "Mul": _mul_by, "Div": _binary("Div"), "Concat": _concat,
     "MatMul": _binary("MatMul"), "Reshape": _reshape, "Pad": _graph_pad, "Slice": _slice, "Constant": _constant,
     "Erf": _simple("Erf"),
 }
+
+
+def _has_output_shape(module) -> bool:
+    from convlens.nn import Module
+
+    return type(module).output_shape is not Module.output_shape
+
+
+def _dense_shape(module, shape) -> tuple:
+    """The dense models' output shape, by running them once on a zero image (they have no output_shape)."""
+    from convlens.autograd import no_grad
+    from convlens.tensor import Tensor
+
+    was = module.training
+    module.eval()
+    try:
+        with no_grad():
+            return tuple(module(Tensor._wrap(np.zeros((1, *shape), np.float32))).shape[1:])
+    finally:
+        module.train(was)
 
 
 def _converter(module):
@@ -408,6 +435,12 @@ def _emit(b: _Builder, module, xs: list[str], shapes: list[tuple], name: str) ->
         for child_name, child in module.named_children():
             x, s = _emit(b, child, [x], [s], f"{name}.{child_name}" if name else child_name)
         return x, s
+    from convlens.onnx.dense_export import DENSE_CONVERTERS
+
+    if kind in DENSE_CONVERTERS:  # forward written as Python code: its structure spelled out once
+        out_shape = tuple(module.output_shape(*shapes)) if _has_output_shape(module) else None
+        out = DENSE_CONVERTERS[kind](b, module, xs, shapes, name, _emit)
+        return out, out_shape if out_shape is not None else _dense_shape(module, shapes[0])
     convert = _converter(module)
     if convert is None:
         raise ONNXExportError(f"layer {name!r} ({kind}) has no ONNX converter (convertible: Sequential, GraphModule "

@@ -68,14 +68,23 @@ def build_index(model, dataset, layer: str | None = None, *, dataset_name: str |
     feats = extract(net, dataset, layer=layer, batch_size=batch_size, transform=transform, progress=progress,
                     desc=f"embedding ({layer})")
     labels = getattr(dataset, "labels", None)
-    files = getattr(dataset, "files", None)
-    ids = list(files) if files is not None and len(files) == len(feats) else list(range(len(feats)))
+    ids = _ids(dataset, len(feats))
     info = {"model": desc, "layer": layer, "dataset": dataset_name or getattr(dataset, "name", None),
             "split": split, "classes": list(getattr(dataset, "classes", []) or []),
             "image_shape": list(np.asarray(getattr(dataset, "images", feats[:0])).shape[1:]), **(meta or {})}
     if transform is not None and desc.get("mean") is None and hasattr(transform, "mean"):
         info["model"] = {**desc, "mean": np.asarray(transform.mean).tolist(), "std": np.asarray(transform.std).tolist()}
     return FeatureIndex.build(feats, labels=labels, ids=ids, meta=info, **config)
+
+
+def _ids(dataset, n: int) -> list:
+    """Each image's id: its file (ImageFolder) or its index in the full data set (also through a Subset)."""
+    parent, indices = getattr(dataset, "parent", None), getattr(dataset, "indices", None)
+    if parent is not None and indices is not None:
+        files = getattr(parent, "files", None)
+        return [files[i] for i in indices] if files is not None else [int(i) for i in indices]
+    files = getattr(dataset, "files", None)
+    return list(files) if files is not None and len(files) == n else list(range(n))
 
 
 def load_index(folder) -> FeatureIndex:

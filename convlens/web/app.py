@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from convlens.web import api, api_train, search
+from convlens.web import api, api_models, api_train, search
 from convlens.web import dense as dense_api
 from convlens.web.http import JSONResponse
 from convlens.web.images import HTTPError, Limits
@@ -274,7 +274,7 @@ def create_app(checkpoint=None, data: dict | None = None, runs_dir=None, *, max_
         web.jobs.shutdown()
 
     routes = [Route(path, _page(*page), methods=["GET"]) for path, page in PAGES.items()]
-    routes += api.routes + api_train.routes
+    routes += api.routes + api_models.routes + api_train.routes
     routes += search.routes
     routes += dense_api.routes
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))

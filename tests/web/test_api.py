@@ -78,7 +78,9 @@ def test_catalogue(client):
 def test_samples(client):
     r = client.get("/api/samples?count=5&offset=3").json()
     assert r["dataset"] == "mnist-mini" and r["total"] == 2000
-    assert [s["index"] for s in r["samples"]] == [3, 4, 5, 6, 7]
+    first = client.get("/api/samples?count=8").json()["samples"]
+    assert [s["index"] for s in r["samples"]] == [s["index"] for s in first[3:8]]  # offset pages the same order
+    assert [s["label"] for s in first] == [str(k) for k in range(8)]  # the classes take turns
     assert all(s["image"].startswith("data:image/png;base64,") for s in r["samples"])
     assert client.get("/api/samples?count=0").status_code == 422
 

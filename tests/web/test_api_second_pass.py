@@ -145,6 +145,8 @@ def test_unknown_page_is_an_html_404(client):
 
 
 def test_page_registry_builds_the_navigation(client):
+    from html import escape
+
     from convlens.web.app import PAGES
 
     html = client.get("/").text
@@ -152,7 +154,7 @@ def test_page_registry_builds_the_navigation(client):
         assert client.get(path).status_code == 200
         if path != "/":
             label = page[3] if len(page) > 3 else page[1]
-            assert f'<a href="{path}">{label}</a>' in html
+            assert f'<a href="{path}">{escape(label)}</a>' in html
     assert "shift.js" in client.get("/shift").text
 
 
@@ -164,7 +166,10 @@ def cifar_client(make_app, tmp_path, tiny):
     assets = tmp_path / "assets"
     write_cifar_checkpoint(assets / "convnetjs-cifar10")
     (assets / "not-a-checkpoint").mkdir()
-    app = make_app(assets=assets, data={"tiny": tiny, "cifar10": (cifar_like(60, 0), cifar_like(30, 1))})
+    test = cifar_like(30, 1)
+    order = np.argsort(test.labels, kind="stable")  # stored class by class, as CIFAR-10's folders are
+    test = type(test)(test.images[order], test.labels[order], classes=CIFAR_CLASSES)
+    app = make_app(assets=assets, data={"tiny": tiny, "cifar10": (cifar_like(60, 0), test)})
     with TestClient(app, base_url="http://127.0.0.1") as c:
         yield c
         job = app.state.web.jobs.job
@@ -184,8 +189,11 @@ def test_shipped_cifar_checkpoint_is_offered_and_used(cifar_client):
     m = c.get("/api/model").json()
     assert m["input_shape"] == [3, 32, 32] and m["classes"] == CIFAR_CLASSES and m["source"] == "shipped"
     assert m["digit_model"] is False and m["samples"] == "cifar10"
-    s = c.get("/api/samples?count=5").json()
-    assert s["dataset"] == "cifar10" and s["part"] == "test" and s["total"] == 30 and len(s["samples"]) == 5
+    s = c.get("/api/samples?count=12").json()
+    assert s["dataset"] == "cifar10" and s["part"] == "test" and s["total"] == 30 and len(s["samples"]) == 12
+    # the classes take turns on a page, though the data set is stored class by class
+    assert [x["label"] for x in s["samples"]] == CIFAR_CLASSES + CIFAR_CLASSES[:2]
+    assert sorted(x["index"] for x in c.get("/api/samples?count=200").json()["samples"]) == list(range(30))
     e = c.post("/api/explain", json={"sample": 3}).json()
     assert e["input"]["shape"] == [3, 32, 32] and len(e["output"]["probabilities"]) == 10
     assert c.post("/api/shift", json={"sample": 3, "dx": 2, "dy": 0}).status_code == 200

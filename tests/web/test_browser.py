@@ -306,6 +306,8 @@ def test_cifar_checkpoint_in_explain_and_draw(page, server):
     page.wait_for_function("document.querySelector('.model-badge').textContent.includes('convnetjs-cifar10')")
     page.wait_for_function("document.querySelector('#samples-note').textContent.startsWith('cifar10 test images')")
     page.wait_for_function("document.querySelector('#input-kv').textContent.includes('3×32×32')")
+    # the probability bars are relabelled with the new model's classes (they were left as digits)
+    page.wait_for_function("document.querySelector('#probs .bar .lbl').textContent === 'airplane'")
     page.goto(server[1] + "/draw")
     page.wait_for_function("document.querySelector('#draw-title').textContent.includes('3×32×32')")
     assert "digit" not in page.inner_text("#draw-title")
@@ -340,3 +342,39 @@ def test_unknown_url_shows_a_page(page, server):
     r = page.goto(server[1] + "/no/such/page")
     assert r.status == 404
     assert page.inner_text("h1") == "Page not found" and page.locator("header.top nav a").count() >= 5
+
+
+def test_train_page_shows_a_data_set_loading(page, server, monkeypatch, tiny):
+    """A data set that takes a while (CIFAR-10's first load): a progress line with the phase, Start
+    disabled until it is ready, then its size."""
+    import threading
+
+    from convlens.web.state import DataRegistry
+
+    gate = threading.Event()
+    original = DataRegistry._load
+
+    def slow(name, source, phase=lambda text: None):
+        if name == "slow":
+            phase("decoding the training images")
+            gate.wait(30)
+            return tiny[0], tiny[1], True
+        return original(name, source, phase)
+
+    monkeypatch.setattr(DataRegistry, "_load", staticmethod(slow))
+    registry = server[0].state.web.registry
+    registry._sources["slow"] = "/not/read/here"
+    try:
+        page.goto(server[1] + "/train")
+        page.wait_for_selector("#dataset option[value=slow]", state="attached")
+        page.select_option("#dataset", "slow")
+        page.wait_for_function("document.querySelector('#ds-note').textContent.startsWith("
+                               "'Loading slow: decoding the training images')")
+        assert page.is_disabled("#start") and page.is_visible("#ds-progress .progress")
+        gate.set()
+        page.wait_for_function("document.querySelector('#ds-desc').textContent.includes('1×28×28 images')")
+        assert page.is_enabled("#start") and not page.is_visible("#ds-progress")
+        assert page.errors == []
+    finally:
+        gate.set()
+        registry._sources.pop("slow", None)

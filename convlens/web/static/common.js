@@ -277,6 +277,8 @@ const CL = (() => {
         el("span", { class: "lbl", text: c }), el("div", { class: "track" }, el("div", { class: "fill" })), el("span", { class: "val" }))));
     }
     [...container.children].forEach((row, i) => {
+      const lbl = row.querySelector(".lbl");
+      if (lbl.textContent !== classes[i]) lbl.textContent = classes[i];  // rows are reused: another model's classes
       row.classList.toggle("top", i === top);
       row.querySelector(".fill").style.width = (100 * probs[i]).toFixed(1) + "%";
       row.querySelector(".val").textContent = pct(probs[i]);

@@ -105,11 +105,11 @@
     const m = finite.length ? Math.max(...finite) : 0;
     const ex = o.logits.map((z) => (z === null ? null : Math.exp(z - m)));
     const total = ex.reduce((a, b) => a + (b || 0), 0);
-    $("#logits").replaceChildren(el("tr", {}, ["class", "logit z", "z − m", "e^(z − m)", "p = e^(z − m) / Σ"].map((h) => el("th", { text: h }))),
-      ...o.classes.map((c, i) => el("tr", { class: i === o.predicted ? "top" : "" }, el("td", { text: c }), el("td", { class: "n", text: fmt(o.logits[i], 4) }),
-        el("td", { class: "n", text: o.logits[i] === null ? "–" : fmt(o.logits[i] - m, 4) }), el("td", { class: "n", text: fmt(ex[i], 4) }),
-        el("td", { class: "n", text: pct(o.probabilities[i]) }))),
-      el("tr", {}, el("td", { text: "Σ" }), el("td"), el("td"), el("td", { class: "n", id: "softmax-sum", text: fmt(total, 4) }), el("td", { class: "n", text: "100.0%" })));
+    $("#logits").replaceChildren(el("tr", {}, ["class", "z", "e^(z − m)", "p"].map((h) => el("th", { text: h }))),
+      ...o.classes.map((c, i) => el("tr", { class: i === o.predicted ? "top" : "", title: `z − m = ${fmt(o.logits[i] === null ? null : o.logits[i] - m, 4)}` },
+        el("td", { text: c }), el("td", { class: "n", text: fmt(o.logits[i], 3) }),
+        el("td", { class: "n", text: fmt(ex[i], 3) }), el("td", { class: "n", text: pct(o.probabilities[i]) }))),
+      el("tr", {}, el("td", { text: "Σ" }), el("td"), el("td", { class: "n", id: "softmax-sum", text: fmt(total, 3) }), el("td", { class: "n", text: "100.0%" })));
   }
 
   function renderLayers() {
