@@ -112,7 +112,10 @@ def _ignore_sigint() -> None:
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
+    from convlens._cli_start import _started_as_cli
+
+    # only in the convlens process itself: a program (or pytest) calling main() keeps its Ctrl-C
+    if threading.current_thread() is threading.main_thread() and _started_as_cli():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -126,8 +129,7 @@ def _guarded(call, debug: bool) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = int(call() or 0)
-        if code == 130:
-            _ignore_sigint()
+        _ignore_sigint()  # the command is done: a Ctrl-C now must not turn its exit into -SIGINT
         return code
     except KeyboardInterrupt:
         _ignore_sigint()
