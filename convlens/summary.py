@@ -23,6 +23,8 @@ import math
 import sys
 import types
 
+import numpy as np
+
 __all__ = ["summary", "summary_rows", "format_bytes"]
 
 _BYTES_PER_VALUE = 4  # float32
@@ -69,6 +71,34 @@ def _check_shape(input_shape) -> tuple[int, ...]:
     return shape
 
 
+def _traced_shapes(model, leaves, shape: tuple) -> dict | None:
+    """None for a Sequential (each layer takes the one before: their output_shape() gives the shapes);
+    for a model whose forward is its own code, every called leaf's output shape from one forward pass of
+    zeros (forward hooks, evaluation mode); leaves its forward never calls are left out."""
+    from convlens.autograd import no_grad
+    from convlens.tensor import Tensor
+
+    if type(model).__name__ == "Sequential" or not _children(model) or _has_own_output_shape(model):
+        return None
+    shapes, handles = {}, []
+    for qualified, module in leaves:
+        def record(m, inputs, output, key=qualified):
+            shapes[key] = tuple(int(v) for v in output.shape[1:])
+        handles.append(module.register_forward_hook(record))
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            model(Tensor._wrap(np.zeros((1, *shape), np.float32)))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"summary: {type(model).__name__} cannot take an input of shape {shape}: {e}") from None
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return shapes
+
+
 def summary_rows(model, input_shape) -> dict:
     """The summary as data (JSON-safe): ``{"input_shape": [...], "rows": [...], "totals": {...}}``.
 
@@ -83,8 +113,11 @@ def summary_rows(model, input_shape) -> dict:
     leaves = _rows_of(model, "") if _children(model) else [(type(model).__name__.lower(), model)]
     counters: dict[str, int] = {}
     rows, activations = [], 0
-    # a graph model (convlens.models.graph) gives each node's shape from that node's own inputs
-    graph_shapes = model.node_shapes(shape) if hasattr(model, "node_shapes") else None
+    # a graph model (convlens.models.graph) gives each node's shape from that node's own inputs; a model
+    # whose forward is Python code (a U-Net's skip concatenations) gives them by running it once
+    graph_shapes = model.node_shapes(shape) if hasattr(model, "node_shapes") else _traced_shapes(model, leaves, shape)
+    if graph_shapes is not None:
+        leaves = [(q, m) for q, m in leaves if q in graph_shapes]
     for qualified, module in leaves:
         kind = type(module).__name__
         counters[kind] = counters.get(kind, 0) + 1

@@ -158,3 +158,19 @@ def test_module_is_callable_and_has_rows():
     model = nn.Sequential(nn.Conv2d(3, 10, 5, padding=2))
     assert mod(model, (3, 32, 32)) == COURSE
     assert convlens.summary.summary_rows(model, (3, 32, 32))["totals"]["total"] == 760
+
+
+def test_summary_of_a_model_whose_forward_is_its_own_code_runs_it_for_the_shapes():
+    """A U-Net's decoder takes skip concatenations: chaining output_shape() in module order would feed
+    each layer the wrong input; the shapes come from one forward pass instead."""
+    from convlens import models
+    from convlens.summary import summary_rows
+
+    model = models.get_model("unet-small")
+    rows = summary_rows(model, (1, 48, 40))["rows"]
+    byname = {r["module"]: r for r in rows}
+    out = model.eval()(convlens.zeros(1, 1, 48, 40))
+    assert byname["head"]["output_shape"] == list(out.shape[1:])
+    assert sum(r["params"] for r in rows) == sum(p.numel() for p in model.parameters())
+    with pytest.raises(ValueError, match="summary: .* cannot take an input of shape"):
+        summary_rows(model, (3, 48, 40))

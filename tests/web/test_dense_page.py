@@ -128,3 +128,35 @@ def test_page_in_the_browser(dense_runs, tiny):
             assert page.locator("a[href='/detect']").count() == 1
             assert errors == []
             b.close()
+
+
+@pytest.mark.parametrize("name", ["unet-small", "centernet-small"])
+def test_explain_page_on_the_dense_nets_conv_layers(make_app, dense_runs, name):
+    """The Explain page takes a segmentation or detection checkpoint: its layers are listed with the shapes
+    its forward gives (skip concatenations included), and a clicked conv value — in the decoder, whose
+    input is a concatenation — is patch·kernel + bias of what that layer actually received."""
+    from starlette.testclient import TestClient
+
+    from convlens.web import explain as X
+
+    app = make_app(checkpoint=dense_runs[name] / "best.safetensors")
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert c.get("/api/model").status_code == 200
+        a = np.zeros((64, 64), np.uint8)
+        a[10:40, 20:28] = 255
+        body = c.post("/api/explain", files={"image": ("s.png", _png(a), "image/png")}, data={"prepare": "resize"})
+        assert body.status_code == 200, body.text
+        body = body.json()
+        web = app.state.web
+        h = web.handle
+        traces = X.trace(h.model, h.normalise(web.inputs.get(body["input_id"])), h.input_shape)
+        convs = [t for t in traces if t.type == "Conv2d" and t.output.ndim == 3 and t.output.shape[1] > 2]
+        assert len(convs) >= 4
+        for t in (convs[0], convs[len(convs) // 2], convs[-1]):
+            c_, y, x = t.output.shape[0] - 1, t.output.shape[1] // 2, t.output.shape[2] // 3
+            d = c.post("/api/explain/conv", json={"input_id": body["input_id"], "layer": t.name, "channel": c_,
+                                                  "y": y, "x": x})
+            assert d.status_code == 200, (t.name, d.text)
+            d = d.json()
+            engine = float(t.output[c_, y, x])
+            assert abs(d["sum"] + d["bias"] - engine) <= 1e-4 * max(1.0, abs(engine)), t.name
