@@ -17,14 +17,7 @@ from safetensors.numpy import load_file
 
 import convlens
 from convlens.cli import main
-from convlens.data.idx import write_idx
-
-SPEC = {"layers": [
-    {"type": "conv", "name": "conv1", "filters": 4, "size": 3, "pad": 1, "activation": "relu"},
-    {"type": "pool", "name": "pool1", "size": 2},
-    {"type": "fc", "name": "fc", "units": 3},
-]}
-CLASSES = ["hbar", "square", "vbar"]
+from tests.cli_helpers import CLASSES, SPEC, make_mnist, one_line_error, run_cli
 
 
 def _bar_image(label: int, pos: int, rng, size=12) -> np.ndarray:
@@ -48,28 +41,6 @@ def make_folder(root: Path, n_train=60, n_test=15, seed=0) -> Path:
             d.mkdir(parents=True, exist_ok=True)
             Image.fromarray(_bar_image(label, int(rng.integers(1, 9)), rng)).save(d / f"{i:03d}.png")
     return root
-
-
-def make_mnist(root: Path, n_train=40, n_test=20, seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
-    return root
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.startswith("convlens: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

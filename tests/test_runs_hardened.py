@@ -17,15 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convlens.cli import main
-from convlens.data.idx import write_idx
-
-SPEC = {"layers": [
-    {"type": "conv", "name": "conv1", "filters": 4, "size": 3, "pad": 1, "activation": "relu"},
-    {"type": "pool", "name": "pool1", "size": 2},
-    {"type": "fc", "name": "fc", "units": 3},
-]}
-CLASSES = ["hbar", "square", "vbar"]
+from tests.cli_helpers import CLASSES, SPEC, make_mnist, one_line_error, run_cli
 
 
 def make_folder(root: Path, n=30, seed=0, size=12, classes=CLASSES, grey=False) -> Path:
@@ -39,28 +31,6 @@ def make_folder(root: Path, n=30, seed=0, size=12, classes=CLASSES, grey=False) 
         img[(label * 3) % size, :, label % 3] = 250
         Image.fromarray(img[..., 0] if grey else img).save(d / f"{i:03d}.png")
     return root
-
-
-def make_mnist(root: Path, n_train=60, n_test=20, seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
-    return root
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.startswith("convlens: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +72,7 @@ def test_resume_elsewhere_uses_the_recorded_folder_and_refuses_changed_data(caps
     for f in sorted((a / "my_images" / "hbar").iterdir())[:3]:
         f.unlink()
     code, _, err = run_cli(capsys, "train", "--resume", run, "--epochs", "3")
-    line = error_line(err)
+    line = one_line_error(err)
     assert code == 1 and "not the data this run trained on" in line and "30 images then, 27 now" in line
     # moved data is accepted when it is the same (checked by the fingerprint)
     moved = tmp_path / "moved"
@@ -118,7 +88,7 @@ def test_resume_refuses_same_count_with_other_pixels(capsys, tmp_path, spec):
     shutil.rmtree(tmp_path / "d")
     make_folder(tmp_path / "d", n=30, seed=5)
     code, _, err = run_cli(capsys, "train", "--resume", run, "--epochs", "2")
-    assert code == 1 and "different pixels" in error_line(err)
+    assert code == 1 and "different pixels" in one_line_error(err)
 
 
 # ---- 2. eval on data that does not fit the model ------------------------------------------------------
@@ -126,7 +96,7 @@ def test_resume_refuses_same_count_with_other_pixels(capsys, tmp_path, spec):
 def digit_run(capsys, tmp_path) -> Path:
     run = tmp_path / "digits"
     code, _, err = run_cli(capsys, "train", "--model", "lenet5", "--dataset", "mnist", "--data-dir",
-                           make_mnist(tmp_path / "mnist"), *TRAIN, "--out", run)
+                           make_mnist(tmp_path / "mnist", n_train=60), *TRAIN, "--out", run)
     assert code == 0, err
     return run
 
@@ -134,7 +104,7 @@ def digit_run(capsys, tmp_path) -> Path:
 def test_eval_refuses_colour_images_of_other_classes(capsys, tmp_path, digit_run):
     cifar_like = make_folder(tmp_path / "cifar", n=20, size=32, classes=[f"c{i}" for i in range(10)])
     code, out, err = run_cli(capsys, "eval", digit_run, "--dataset", cifar_like)
-    line = error_line(err)
+    line = one_line_error(err)
     assert code == 1 and "accuracy" not in out
     assert "does not fit the model" in line and "classes are c0" in line and "colour" in line and "32×32" in line
     code, out, err = run_cli(capsys, "eval", digit_run, "--dataset", cifar_like, "--cross-eval")
@@ -146,7 +116,7 @@ def test_eval_refuses_same_shape_other_class_names(capsys, tmp_path, digit_run):
                                classes=["Ankle boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt",
                                         "Sneaker", "T-shirt", "Trouser"])
     code, out, err = run_cli(capsys, "eval", digit_run, "--dataset", fashion_like)
-    assert code == 1 and "classes are Ankle boot" in error_line(err) and "accuracy" not in out
+    assert code == 1 and "classes are Ankle boot" in one_line_error(err) and "accuracy" not in out
     code, out, err = run_cli(capsys, "eval", digit_run)  # its own data: fine
     assert code == 0 and "accuracy" in out
 
@@ -158,7 +128,7 @@ def test_adam_at_lr_1e6_stops_with_a_clear_message(capsys, tmp_path, spec):
     with _no_runtime_warnings():
         code, _, err = run_cli(capsys, "train", "--model", spec, "--dataset", folder, "--epochs", "3",
                                "--optimizer", "adam", "--lr", "1e6", "--batch-size", "8", "--out", run)
-    line = error_line(err)
+    line = one_line_error(err)
     assert code == 1 and "training stopped (try a lower learning rate)" in line
     assert "diverging" in line or "nan" in line.lower()
     # nothing from the diverged epoch was saved: last.* is the last good state
@@ -207,7 +177,7 @@ def test_spec_input_shape_must_match_the_data(capsys, tmp_path):
     spec.write_text(json.dumps({"input_shape": [1, 28, 28], **SPEC}))
     folder = make_folder(tmp_path / "d", n=30)
     code, _, err = run_cli(capsys, "train", "--model", spec, "--dataset", folder, *TRAIN, "--out", tmp_path / "r")
-    line = error_line(err)
+    line = one_line_error(err)
     assert code == 1 and "(1, 28, 28)" in line and "(3, 12, 12)" in line
     assert not (tmp_path / "r").exists()
 
@@ -235,7 +205,7 @@ def test_predict_refuses_a_huge_image_before_decoding(capsys, tmp_path, spec):
     assert run_cli(capsys, "train", "--model", spec, "--dataset", folder, *TRAIN, "--out", run)[0] == 0
     Image.new("L", (10000, 10)).save(tmp_path / "wide.png")
     code, _, err = run_cli(capsys, "predict", run, tmp_path / "wide.png")
-    assert code == 1 and "10000×10 pixels, at most 8192×8192" in error_line(err)
+    assert code == 1 and "10000×10 pixels, at most 8192×8192" in one_line_error(err)
 
 
 # ---- 8. SIGTERM, and a double Ctrl-C ------------------------------------------------------------------
@@ -290,7 +260,7 @@ def test_readme_resume_example_extends_a_finished_onecycle_run(capsys, tmp_path)
     lr = meta["recipe"]["lr"]
     assert history[2]["lr"] == pytest.approx(lr / 25)  # the new cycle starts from its warm-up, not from ~0
     code, _, err = run_cli(capsys, "train", "--resume", run, "--epochs", "2")
-    assert code == 1 and "done 3 epochs already" in error_line(err)
+    assert code == 1 and "done 3 epochs already" in one_line_error(err)
 
 
 def test_ctrl_c_while_convlens_imports_exits_quietly():
@@ -341,7 +311,7 @@ def test_photo_folders_train_with_size_and_every_bad_image_is_named(capsys, tmp_
         (folder / "vbar" / f"broken{i:02d}.png").write_bytes(b"not an image")
     run = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", "--model", spec, "--dataset", folder, *TRAIN, "--out", run)
-    line = error_line(err)
+    line = one_line_error(err)
     assert code == 1 and "28 of 58 image files cannot be used" in line and "; and 8 more" in line
     assert "vbar/broken00.png (not a readable image (UnidentifiedImageError: cannot identify image file))" in line
     assert "--skip-bad" in line and "--size HxW" in line and "size=" not in line
@@ -357,7 +327,7 @@ def test_an_impossible_layer_is_refused_before_allocating(capsys, tmp_path):
     spec = tmp_path / "huge.json"
     spec.write_text(json.dumps({"input_shape": [1, 28, 28], "layers": [{"type": "fc", "units": 100_000_000}]}))
     code, _, err = run_cli(capsys, "summary", spec)
-    line = error_line(err)
+    line = one_line_error(err)
     assert code == 1 and "spec layer 1 (fc): 78,500,000,000 parameters would need" in line and "GB" in line
     assert "internal error" not in line and "MemoryError" not in line
 
