@@ -17,24 +17,14 @@ pytest.importorskip("hypothesis", reason="the fuzz tests need hypothesis (pip in
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from tests.web.conftest import tiny_dataset  # noqa: E402  (the web tests' learnable 10-class images)
+
 POSTS = ["/api/explain", "/api/explain/conv", "/api/explain/pool", "/api/predict", "/api/playground",
          "/api/model/reset", "/api/train/start", "/api/train/pause", "/api/train/resume", "/api/train/stop",
          "/api/train/save", "/api/train/use"]
 IMAGE_POSTS = ["/api/explain", "/api/predict", "/api/playground"]
 SETTINGS = settings(max_examples=60, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-
-def tiny_dataset(n: int, seed: int):
-    """1×28×28 images of 10 classes (as tests/web/conftest.py's): class k a bright bar at row band k."""
-    from convlens.data import TensorDataset
-
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 10
-    images = rng.integers(0, 40, size=(n, 1, 28, 28)).astype(np.uint8)
-    for k in range(10):
-        images[labels == k, 0, 2 + 2 * k : 5 + 2 * k, 4:24] = 230
-    return TensorDataset(images, labels, classes=[str(i) for i in range(10)], name="tiny")
 
 
 @pytest.fixture(scope="module")

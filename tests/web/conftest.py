@@ -21,6 +21,19 @@ def tiny_dataset(n: int = 96, seed: int = 0):
     return TensorDataset(images, labels, classes=[str(i) for i in range(10)], name="tiny")
 
 
+def wait_state(client, states, timeout=30.0) -> dict:
+    """Poll /api/train/status until the job is in one of ``states`` (an AssertionError after ``timeout`` s)."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        s = client.get("/api/train/status").json()
+        if s["state"] in states:
+            return s
+        time.sleep(0.02)
+    raise AssertionError(f"job did not reach {states}: {s}")
+
+
 @pytest.fixture(scope="session")
 def tiny():
     return tiny_dataset(96, 0), tiny_dataset(20, 1)

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from convlens.web import explain as X
+from tests.web.conftest import wait_state
 
 
 def png_bytes(a: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -317,16 +318,6 @@ def test_playground_errors(client, payload, words):
 
 
 # ---- training jobs -----------------------------------------------------------------------------------------
-def wait_state(client, states, timeout=30.0) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        s = client.get("/api/train/status").json()
-        if s["state"] in states:
-            return s
-        time.sleep(0.02)
-    raise AssertionError(f"job did not reach {states}: {s}")
-
-
 def read_events(client) -> list[tuple[str, dict]]:
     out = []
     with client.stream("GET", "/api/train/events") as r:

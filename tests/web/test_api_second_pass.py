@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.web.conftest import tiny_dataset
+from tests.web.conftest import wait_state as _wait_state
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -25,14 +26,8 @@ def strict(text: str):
     return json.loads(text, parse_constant=bad)
 
 
-def wait_state(client, states, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        s = client.get("/api/train/status").json()
-        if s["state"] in states:
-            return s
-        time.sleep(0.05)
-    raise AssertionError(f"job did not reach {states}: {s}")
+def wait_state(client, states, timeout=60):  # these jobs train longer than test_api.py's
+    return _wait_state(client, states, timeout)
 
 
 def cifar_like(n: int, seed: int):
