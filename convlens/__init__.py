@@ -11,6 +11,7 @@ from convlens import _cli_start, return_types  # noqa: F401 - _cli_start first: 
 from convlens.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from convlens.devices import accelerator, backends, cuda, device
 from convlens.functions import max, maximum, min, minimum
+from convlens.kernels import allocator as _allocator
 from convlens.ops import cat, concatenate, stack
 from convlens.tensor import (
     Generator,
@@ -37,6 +38,8 @@ from convlens.tensor import (
     uint8,
     zeros,
 )
+
+_allocator.keep_freed_memory()  # freed arrays stay for the next step: kernels/allocator.py
 
 __version__ = "0.1.0"
 

@@ -224,34 +224,99 @@ def _data(case: Case, batch: int):
             rng.integers(0, case.classes, batch))
 
 
-def run_case(case: Case, repeats: int, min_seconds: float, step_kind=None):
-    import torch
-
+def _side_step(side: str, case: Case, sliced: bool = False):
+    """One side's training step for `case` (the same weights on both sides: seed 0, copied to torch)."""
     import convlens
     from convlens import optim
 
     convlens.manual_seed(0)
     model = build_convlens(case)
-    net = build_torch(model, case)
     xs, ys = _data(case, case.batch)
-    make = step_kind or _convlens_step
-    ours = make(model, optim.SGD(model.parameters(), lr=0.01, momentum=0.9), convlens.tensor(xs),
-                convlens.tensor(ys))
-    theirs = _torch_step(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), torch.from_numpy(xs),
-                         torch.from_numpy(ys))
-    # warm-up, and choose an iteration count that makes each timed block last about min_seconds
-    for f in (ours, theirs):
-        f()
-    per = max(_timed(ours, 1), _timed(theirs, 1))
-    iters = max(1, int(min_seconds / max(per, 1e-4)))
-    a, b, ca, cb = [], [], [], []
-    for _ in range(case.repeats or repeats):  # A B A B ...
-        a.append(case.batch * iters / _timed(ours, iters, ca))
-        b.append(case.batch * iters / _timed(theirs, iters, cb))
+    if side == "convlens":
+        make = _sliced_step if sliced else _convlens_step
+        return make(model, optim.SGD(model.parameters(), lr=0.01, momentum=0.9), convlens.tensor(xs),
+                    convlens.tensor(ys)), model
+    import torch
+
+    net = build_torch(model, case)
+    return _torch_step(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), torch.from_numpy(xs),
+                       torch.from_numpy(ys)), model
+
+
+def worker(side: str, index: int, threads: int, sliced: bool) -> None:
+    """Child process timing one side of one case on command: each line on stdin is a number of steps to
+    time (0: one untimed warm-up step), each answer on stdout a JSON line {"wall": s, "cpu": s}."""
+    import torch
+
+    from convlens import parallel
+
+    torch.set_num_threads(threads)
+    parallel.set_num_threads(threads)
+    step, _ = _side_step(side, CASES[index], sliced)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        iters = int(line)
+        cpu: list = []
+        wall = _timed(step, max(iters, 1), cpu)
+        print(json.dumps({"wall": wall, "cpu": cpu[0]}), flush=True)
+
+
+class _Worker:
+    """A worker process for one side (see `worker`); PyTorch's runs without convlens's malloc settings
+    unless `same_allocator`, so that each library is timed as its users run it."""
+
+    def __init__(self, side: str, index: int, threads: int, sliced: bool, same_allocator: bool):
+        from convlens.kernels import allocator
+
+        env = os.environ.copy()
+        if side == "torch" and not same_allocator:
+            env[allocator.ENV] = "0"
+        cmd = [sys.executable, "-m", "convlens.bench", "--worker", side, "--worker-case", str(index),
+               "--threads", str(threads)] + (["--sliced"] if sliced else [])
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"convlens bench: a worker process ended early (exit code {self.proc.wait()})")
+        return json.loads(line)
+
+    def time(self, iters: int) -> tuple[float, float]:
+        self.proc.stdin.write(f"{iters}\n")
+        self.proc.stdin.flush()
+        answer = self._read()
+        return answer["wall"], answer["cpu"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def run_case(case: Case, repeats: int, min_seconds: float, threads: int, sliced: bool = False,
+             same_allocator: bool = False):
+    """Interleaved A B A B timing of both sides, each in its own process (only one of them runs at a time)."""
+    index = CASES.index(case)
+    ours = _Worker("convlens", index, threads, sliced, same_allocator)
+    theirs = _Worker("torch", index, threads, sliced, same_allocator)
+    try:
+        for w in (ours, theirs):  # warm-up
+            w.time(1)
+        per = max(ours.time(1)[0], theirs.time(1)[0])
+        iters = max(1, int(min_seconds / max(per, 1e-4)))
+        a, b, ca, cb = [], [], [], []
+        for _ in range(case.repeats or repeats):  # A B A B ...
+            for w, rate, cpu in ((ours, a, ca), (theirs, b, cb)):
+                wall, c = w.time(iters)
+                rate.append(case.batch * iters / wall)
+                cpu.append(c)
+    finally:
+        ours.close()
+        theirs.close()
     # CPU seconds per step of each side, as a ratio PyTorch / convlens: on a loaded machine the wall
     # clock mostly measures the other users; with --threads 1 CPU time is the work each side did
     # (with more threads it also counts time spent spinning while waiting)
-    return a, b, forward_flops(model, case.input_shape), statistics.median(cb) / statistics.median(ca)
+    return a, b, forward_flops(build_convlens(case), case.input_shape), statistics.median(cb) / statistics.median(ca)
 
 
 def latency(case: Case, repeats: int = 200):
@@ -298,34 +363,29 @@ def memory_probe(side: str, index: int, threads: int, steps: int = 2) -> None:
     """Child process: peak resident memory of training case `index`, minus resident memory after imports."""
     import torch
 
-    import convlens
-    from convlens import optim, parallel
+    from convlens import parallel
 
     torch.set_num_threads(threads)
     parallel.set_num_threads(threads)
-    case = CASES[index]
-    xs, ys = _data(case, case.batch)
     _reset_peak()
     base = _status_kib("VmRSS")
-    model = build_convlens(case)
-    if side == "convlens":
-        step = _convlens_step(model, optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
-                              convlens.tensor(xs), convlens.tensor(ys))
-    else:
-        net = build_torch(model, case)
+    step, model = _side_step(side, CASES[index])
+    if side == "torch":
         del model
-        step = _torch_step(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), torch.from_numpy(xs),
-                           torch.from_numpy(ys))
     for _ in range(steps):
         step()
     peak = _status_kib("VmHWM")
     print(json.dumps({"side": side, "peak_minus_base_mib": (peak - base) / 1024}))
 
 
-def _memory(side: str, index: int, threads: int) -> float:
+def _memory(side: str, index: int, threads: int, same_allocator: bool = False) -> float:
+    from convlens.kernels import allocator
+
+    env = os.environ.copy()
+    if side == "torch" and not same_allocator:
+        env[allocator.ENV] = "0"
     out = subprocess.run([sys.executable, "-m", "convlens.bench", "--memory-probe", side, "--memory-case", str(index),
-                          "--threads", str(threads)], capture_output=True, text=True, check=True,
-                         env=os.environ.copy())
+                          "--threads", str(threads)], capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_minus_base_mib"]
 
 
@@ -348,12 +408,20 @@ def main(argv=None) -> int:
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--no-training", action="store_true", help="skip the timed training cases")
     parser.add_argument("--sliced", action="store_true", help="also time SlicedStep (fit's step) as an extra row")
+    parser.add_argument("--same-allocator", action="store_true",
+                        help="run PyTorch with convlens's malloc settings too (convlens/kernels/allocator.py); by "
+                             "default each side runs with its own library's settings, as its users get them")
     parser.add_argument("--memory-probe", choices=["convlens", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["convlens", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker-case", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--memory-case", type=int, default=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.memory_probe:
         memory_probe(args.memory_probe, args.memory_case, args.threads)
+        return 0
+    if args.worker:
+        worker(args.worker, args.worker_case, args.threads, args.sliced)
         return 0
     removed = [v for v in OPENBLAS_VARS if v in os.environ]
     if removed and not args.keep_openblas_env:
@@ -389,7 +457,8 @@ def main(argv=None) -> int:
     print(f"matmul peak (NumPy float32 2048², {args.threads} threads): {peak:.0f} GFLOP/s")
     print(f"float32, random data, SGD momentum 0.9, {args.threads} threads; the plain loop "
           f"(zero_grad, model(x), cross_entropy, backward, step) on both sides; median [range] of the timed "
-          f"blocks (~{args.seconds} s each), interleaved convlens/PyTorch; ratio = img/s convlens / PyTorch; CPU ratio = "
+          f"blocks (~{args.seconds} s each), interleaved convlens/PyTorch, each side in its own process, PyTorch "
+          f"{'with' if args.same_allocator else 'without'} convlens's malloc settings; ratio = img/s convlens / PyTorch; CPU ratio = "
           f"process CPU seconds per step PyTorch / convlens (the fair one on a loaded machine at --threads 1)\n")
     header = (f"{'case':<22}{'batch':>6}{'convlens img/s':>22}{'PyTorch img/s':>22}{'ratio':>7}{'GFLOP/s':>9}"
               f"{'of peak':>9}{'CPU ratio':>10}")
@@ -408,9 +477,11 @@ def main(argv=None) -> int:
     ratios = []
     for i in ([] if args.no_training else chosen):
         case = CASES[i]
-        ratios.append(row(case.name, case, *run_case(case, args.repeats, args.seconds)))
+        ratios.append(row(case.name, case, *run_case(case, args.repeats, args.seconds, args.threads,
+                                                     same_allocator=args.same_allocator)))
         if args.sliced and i in (2, 4):
-            row("  (SlicedStep, fit)", case, *run_case(case, args.repeats, args.seconds, _sliced_step))
+            row("  (SlicedStep, fit)", case, *run_case(case, args.repeats, args.seconds, args.threads, sliced=True,
+                                                       same_allocator=args.same_allocator))
     if ratios:
         print(f"\nmedian ratio {statistics.median(ratios):.2f}, lowest {min(ratios):.2f}; {_load()}")
     if not args.no_latency:
@@ -421,7 +492,8 @@ def main(argv=None) -> int:
     if not args.no_memory:
         print("\npeak memory of training (peak RSS minus RSS after imports, a fresh process per side and case)")
         for i in chosen:
-            ours, theirs = _memory("convlens", i, args.threads), _memory("torch", i, args.threads)
+            ours = _memory("convlens", i, args.threads)
+            theirs = _memory("torch", i, args.threads, args.same_allocator)
             print(f"  {CASES[i].name:<22} b{CASES[i].batch:<4} convlens {ours:7.0f} MiB   PyTorch {theirs:7.0f} MiB   "
                   f"ratio {ours / theirs:.2f}", flush=True)
     print(f"\nat end: {_load()}")

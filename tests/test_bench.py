@@ -29,3 +29,12 @@ def test_case_twins_agree(index):
         g, tg = ours[name].grad.numpy(), p.grad.numpy()
         np.testing.assert_allclose(g, tg, rtol=2e-3, atol=2e-4 * (1 + np.abs(tg).max()), err_msg=name)
     assert bench.forward_flops(model, case.input_shape) > 0
+
+
+def test_run_case_times_both_sides_in_their_own_processes():
+    """run_case drives one worker process per side; the PyTorch worker runs without convlens's malloc
+    settings unless same_allocator is asked for."""
+    case = bench.CASES[0]
+    a, b, flops, cpu_ratio = bench.run_case(case, repeats=2, min_seconds=0.01, threads=1)
+    assert len(a) == len(b) == 2 and min(a) > 0 and min(b) > 0
+    assert flops == bench.forward_flops(bench.build_convlens(case), case.input_shape) and cpu_ratio > 0
