@@ -64,6 +64,11 @@ def serial():
         _local.serial = before
 
 
+def in_serial() -> bool:
+    """Whether the calling thread is inside `serial()`."""
+    return getattr(_local, "serial", False)
+
+
 def blas_single_thread():
     """A context in which BLAS uses one thread (ours provide the parallelism)."""
     global _controller
@@ -83,6 +88,10 @@ def split(n: int, parts: int) -> list[tuple[int, int]]:
     edges = [n * i // parts for i in range(parts + 1)]
     return [(edges[i], edges[i + 1]) for i in range(parts)]
 
+
+# Below this many bytes a compiled kernel is not worth splitting over threads even when the hand-off is
+# OpenMP's (a few µs, kernels/launch.py).
+MIN_BYTES_COMPILED = 256 << 10
 
 # Below this many bytes an array operation is not worth handing to the pool: a hand-off costs ~0.2 ms
 # on the 2-vCPU development machine (a no-op `run` over two ranges: 180 µs). Measured: LeNet-5 at
@@ -116,3 +125,31 @@ def run(fn, ranges) -> list:
                 f.exception()
             raise
         return [first] + [f.result() for f in rest]
+
+
+def compiled_ranges(n: int, nbytes: int) -> list[tuple[int, int]]:
+    """Ranges over `n` items for a compiled kernel that touches `nbytes`: one per thread when that is at
+    least MIN_BYTES_COMPILED (where the kernels' OpenMP launcher is there) or MIN_BYTES (where only the
+    Python pool is), else one."""
+    from convlens.kernels import launch
+
+    return split(n, _threads if nbytes >= (MIN_BYTES_COMPILED if launch.available() else MIN_BYTES) else 1)
+
+
+def run_compiled(parts, kernel, args: tuple, ranges) -> None:
+    """``kernel(*args, lo, hi)`` for every range, for a compiled (numba, nogil) kernel that writes its
+    results into arrays among `args`. Several ranges run at once: through `parts(*args, edges)`, the
+    kernel's OpenMP launcher (kernels/launch.py), where numba has a thread-safe threading layer, else
+    on the Python pool (`run`)."""
+    ranges = list(ranges)
+    if _threads == 1 or len(ranges) == 1 or in_serial():
+        for lo, hi in ranges:
+            kernel(*args, lo, hi)
+        return
+    from convlens.kernels import launch
+
+    if launch.available():
+        launch.set_threads(_threads)
+        parts(*args, launch.edges(ranges))
+    else:
+        run(lambda lo, hi: kernel(*args, lo, hi), ranges)

@@ -13,7 +13,7 @@ values of that channel, with per-channel coefficients so that every pass is one 
 x̂ is never stored: the backward pass re-reads x, which the graph keeps anyway. Sums are accumulated
 in float64. Two memory orders are handled without a copy: C-contiguous (N, C, *S) memory, seen as
 (N, C, S), and channels-last memory (N, *S, C) — the im2col and Winograd convolutions' outputs —
-seen as (M, C). Work is split over the thread pool by images (channels-first) or rows (channels-last).
+seen as (M, C). Work is split over the threads by images (channels-first) or rows (channels-last).
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import numba
 import numpy as np
 
 from convlens import parallel
+from convlens.kernels import launch
 
 _JIT = dict(nogil=True, cache=True, fastmath={"reassoc", "contract"})  # reassociated sums: no nnan/ninf
 
 
 # ---- channels-first (N, C, S) ------------------------------------------------------------------------
 @numba.njit(**_JIT)
-def _moments_first(x, mu, lo, hi, s1, s2):  # pragma: no cover - compiled
+def _moments_first(x, mu, s1, s2, lo, hi):  # pragma: no cover - compiled
     # s1[c] += Σ (x − μ[c]),  s2[c] += Σ (x − μ[c])²  over images lo..hi
     for n in range(lo, hi):
         for c in range(x.shape[1]):
@@ -44,7 +45,7 @@ def _moments_first(x, mu, lo, hi, s1, s2):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _grad_sums_first(x, g, mu, lo, hi, s1, s2):  # pragma: no cover - compiled
+def _grad_sums_first(x, g, mu, s1, s2, lo, hi):  # pragma: no cover - compiled
     # s1[c] += Σ g,  s2[c] += Σ g·(x − μ[c])
     for n in range(lo, hi):
         for c in range(x.shape[1]):
@@ -60,7 +61,7 @@ def _grad_sums_first(x, g, mu, lo, hi, s1, s2):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _affine_first(x, a, b, lo, hi, out):  # pragma: no cover - compiled
+def _affine_first(x, a, b, out, lo, hi):  # pragma: no cover - compiled
     # out = a[c]·x + b[c]
     for n in range(lo, hi):
         for c in range(x.shape[1]):
@@ -70,7 +71,7 @@ def _affine_first(x, a, b, lo, hi, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _affine2_first(g, x, a, p, q, lo, hi, out):  # pragma: no cover - compiled
+def _affine2_first(g, x, a, p, q, out, lo, hi):  # pragma: no cover - compiled
     # out = a[c]·g + p[c]·x + q[c]
     for n in range(lo, hi):
         for c in range(x.shape[1]):
@@ -81,7 +82,7 @@ def _affine2_first(g, x, a, p, q, lo, hi, out):  # pragma: no cover - compiled
 
 # ---- channels-last (M, C) ----------------------------------------------------------------------------
 @numba.njit(**_JIT)
-def _moments_last(x, mu, lo, hi, s1, s2):  # pragma: no cover - compiled
+def _moments_last(x, mu, s1, s2, lo, hi):  # pragma: no cover - compiled
     for r in range(lo, hi):
         for c in range(x.shape[1]):
             d = np.float64(x[r, c]) - mu[c]
@@ -90,7 +91,7 @@ def _moments_last(x, mu, lo, hi, s1, s2):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _grad_sums_last(x, g, mu, lo, hi, s1, s2):  # pragma: no cover - compiled
+def _grad_sums_last(x, g, mu, s1, s2, lo, hi):  # pragma: no cover - compiled
     for r in range(lo, hi):
         for c in range(x.shape[1]):
             gv = np.float64(g[r, c])
@@ -99,17 +100,70 @@ def _grad_sums_last(x, g, mu, lo, hi, s1, s2):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _affine_last(x, a, b, lo, hi, out):  # pragma: no cover - compiled
+def _affine_last(x, a, b, out, lo, hi):  # pragma: no cover - compiled
     for r in range(lo, hi):
         for c in range(x.shape[1]):
             out[r, c] = a[c] * x[r, c] + b[c]
 
 
 @numba.njit(**_JIT)
-def _affine2_last(g, x, a, p, q, lo, hi, out):  # pragma: no cover - compiled
+def _affine2_last(g, x, a, p, q, out, lo, hi):  # pragma: no cover - compiled
     for r in range(lo, hi):
         for c in range(x.shape[1]):
             out[r, c] = a[c] * g[r, c] + p[c] * x[r, c] + q[c]
+
+
+# ---- launchers: ranges of images (channels-first) or rows (channels-last) on numba's threads
+# (kernels/launch.py); a sum's part p adds into row p of its (parts, C) accumulators ------------------
+_PAR = dict(_JIT, parallel=True)
+
+
+@numba.njit(**_PAR)
+def _moments_first_parts(x, mu, s1, s2, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _moments_first(x, mu, s1[p], s2[p], edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _moments_last_parts(x, mu, s1, s2, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _moments_last(x, mu, s1[p], s2[p], edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _grad_sums_first_parts(x, g, mu, s1, s2, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _grad_sums_first(x, g, mu, s1[p], s2[p], edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _grad_sums_last_parts(x, g, mu, s1, s2, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _grad_sums_last(x, g, mu, s1[p], s2[p], edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _affine_first_parts(x, a, b, out, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _affine_first(x, a, b, out, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _affine_last_parts(x, a, b, out, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _affine_last(x, a, b, out, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _affine2_first_parts(g, x, a, p_, q, out, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _affine2_first(g, x, a, p_, q, out, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _affine2_last_parts(g, x, a, p_, q, out, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _affine2_last(g, x, a, p_, q, out, edges[p], edges[p + 1])
 
 
 # ---- drivers -----------------------------------------------------------------------------------------
@@ -138,26 +192,30 @@ class Layout:
         return a.reshape(n, c, -1), a
 
     def ranges(self, v: np.ndarray):
-        return parallel.batch_ranges(v.shape[0], v.nbytes)
+        return parallel.compiled_ranges(v.shape[0], v.nbytes)
 
 
-def _sums(kernel, lay: Layout, *arrays):
-    """Per-channel float64 (S₁, S₂) of `kernel` over all rows/images, partial sums per thread."""
-    c = lay.shape[1]
-
-    def part(lo, hi):
-        s1, s2 = np.zeros(c), np.zeros(c)
-        kernel(*arrays, lo, hi, s1, s2)
-        return s1, s2
-
-    parts = parallel.run(part, lay.ranges(arrays[0]))
-    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+def _sums(kernels, lay: Layout, *arrays):
+    """Per-channel float64 (S₁, S₂) of the sums kernel (and its launcher) `kernels` over all rows or
+    images: partial sums per range, added up here."""
+    kernel, parts = kernels
+    ranges = lay.ranges(arrays[0])
+    s1, s2 = np.zeros((len(ranges), lay.shape[1])), np.zeros((len(ranges), lay.shape[1]))
+    if len(ranges) > 1 and launch.available() and not parallel.in_serial() and parallel.get_num_threads() > 1:
+        launch.set_threads(parallel.get_num_threads())
+        parts(*arrays, s1, s2, launch.edges(ranges))
+    else:
+        parallel.run(lambda i, _: kernel(*arrays, s1[i], s2[i], *ranges[i]), [(i, i + 1) for i in range(len(ranges))])
+    return s1.sum(axis=0), s2.sum(axis=0)
 
 
 def _kernels(lay: Layout):
+    """(moments, grad_sums, affine, affine2) for the layout, each as (kernel, its launcher)."""
     if lay.last:
-        return _moments_last, _grad_sums_last, _affine_last, _affine2_last
-    return _moments_first, _grad_sums_first, _affine_first, _affine2_first
+        return ((_moments_last, _moments_last_parts), (_grad_sums_last, _grad_sums_last_parts),
+                (_affine_last, _affine_last_parts), (_affine2_last, _affine2_last_parts))
+    return ((_moments_first, _moments_first_parts), (_grad_sums_first, _grad_sums_first_parts),
+            (_affine_first, _affine_first_parts), (_affine2_first, _affine2_first_parts))
 
 
 def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,9 +237,9 @@ def normalize(x: np.ndarray, mean, invstd, weight, bias) -> np.ndarray:
     b = (0.0 if bias is None else bias.astype(np.float64)) - a * mean
     v = lay.view(x)
     out, view = lay.new(x.dtype)
-    affine = _kernels(lay)[2]
+    affine, affine_parts = _kernels(lay)[2]
     ta, tb = a.astype(x.dtype), np.broadcast_to(b, a.shape).astype(x.dtype)
-    parallel.run(lambda lo, hi: affine(v, ta, tb, lo, hi, out), lay.ranges(v))
+    parallel.run_compiled(affine_parts, affine, (v, ta, tb, out), lay.ranges(v))
     return view
 
 
@@ -204,7 +262,7 @@ def backward(grad: np.ndarray, x: np.ndarray, mean, invstd, weight, batch_stats:
         out, dx = lay.new(grad.dtype)
         t = grad.dtype
         ta, tp, tq = a.astype(t), p.astype(t), q.astype(t)
-        parallel.run(lambda lo, hi: affine2(g, v, ta, tp, tq, lo, hi, out), lay.ranges(v))
+        parallel.run_compiled(affine2[1], affine2[0], (g, v, ta, tp, tq, out), lay.ranges(v))
     dw = (s2 * invstd).astype(grad.dtype) if needs[1] else None
     db = s1.astype(grad.dtype) if needs[2] else None
     return dx, dw, db

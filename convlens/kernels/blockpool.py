@@ -139,6 +139,34 @@ def _canonical(a: np.ndarray, lay: str) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(a, 1, -1)).reshape(n, *spatial, c)
 
 
+# ---- launchers: ranges of images (or rows) on numba's threads (kernels/launch.py) --------------------
+_PAR = dict(nogil=True, cache=True, parallel=True)
+
+
+@numba.njit(**_PAR)
+def _max_first_parts(x, k1, k2, k3, out, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _max_first(x, k1, k2, k3, out, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _max_last_parts(x, k1, k2, k3, out, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _max_last(x, k1, k2, k3, out, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _backward_first_parts(g, x, out, k1, k2, k3, dx, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _backward_first(g, x, out, k1, k2, k3, dx, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def _backward_last_parts(g, x, out, k1, k2, k3, dx, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _backward_last(g, x, out, k1, k2, k3, dx, edges[p], edges[p + 1])
+
+
 def _kernel3(kernel) -> tuple:
     return (1,) * (3 - len(kernel)) + tuple(kernel)
 
@@ -160,9 +188,8 @@ def max_pool(x: np.ndarray, kernel) -> tuple[np.ndarray, tuple]:
     out_shape = (*x.shape[:2], *(s // k for s, k in zip(x.shape[2:], kernel)))
     src = _canonical(x, lay)
     out, view = _new(out_shape, x.dtype, lay)
-    kern = _max_first if lay == "first" else _max_last
-    k3 = _kernel3(kernel)
-    parallel.run(lambda lo, hi: kern(src, *k3, out, lo, hi), parallel.batch_ranges(src.shape[0], x.nbytes))
+    kern, parts = (_max_first, _max_first_parts) if lay == "first" else (_max_last, _max_last_parts)
+    parallel.run_compiled(parts, kern, (src, *_kernel3(kernel), out), parallel.compiled_ranges(src.shape[0], x.nbytes))
     return view, (src, out, lay, x.shape, tuple(kernel))
 
 
@@ -174,7 +201,6 @@ def max_pool_backward(grad: np.ndarray, state) -> np.ndarray:
     tails = any(s % k for s, k in zip(x_shape[2:], kernel))
     dx, view = _new(x_shape, grad.dtype, lay, zeroed=tails)
     g = _canonical(grad, lay)
-    kern = _backward_first if lay == "first" else _backward_last
-    k3 = _kernel3(kernel)
-    parallel.run(lambda lo, hi: kern(g, src, out, *k3, dx, lo, hi), parallel.batch_ranges(g.shape[0], dx.nbytes))
+    kern, parts = (_backward_first, _backward_first_parts) if lay == "first" else (_backward_last, _backward_last_parts)
+    parallel.run_compiled(parts, kern, (g, src, out, *_kernel3(kernel), dx), parallel.compiled_ranges(g.shape[0], dx.nbytes))
     return view

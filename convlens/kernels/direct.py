@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from convlens import parallel
-from convlens.kernels import col2im, workspace
+from convlens.kernels import col2im, launch, workspace
 from convlens.kernels.simd import LANES
 from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import pad_array, pad_array_backward
@@ -55,9 +55,9 @@ MIN_USEFUL = 0.5
 # loaded vectors, kb broadcast weights), kb chosen per layer from TILE_CHANNELS to waste the fewest
 # padded channels. Weight gradient: m taps × kv vectors of output channels (GRAD_TILES as (kv, m)),
 # chosen by `grad_tile`.
-NV = 2
-TILE_CHANNELS = (4, 6, 5, 3, 2)
-GRAD_TILES = ((2, 5), (3, 3), (1, 9))
+NV = 2  # fixed: direct_kernels.correlate compiles its shapes with two slots
+TILE_CHANNELS = (4, 6, 5, 3, 2)  # each one of direct_kernels.correlate's shapes (2 … 6, NV = 2)
+GRAD_TILES = ((2, 5), (3, 3), (1, 9))  # direct_kernels.weight_grad tells them apart by kv
 
 _kernels = None
 
@@ -158,7 +158,7 @@ class Geometry:
 
     def ranges(self, bytes_per_image: int):
         """Image ranges, one per thread when the work is big enough to share."""
-        return parallel.batch_ranges(self.n, self.n * bytes_per_image)
+        return parallel.compiled_ranges(self.n, self.n * bytes_per_image)
 
 
 def _correlate(src, wf, offsets, bias, geo, box, origin, out, relu):
@@ -171,11 +171,11 @@ def _correlate(src, wf, offsets, bias, geo, box, origin, out, relu):
     if bias is not None:
         bias_p[:k] = bias
     starts, outs, lanes = slots(geo.padded, tuple(box), tuple(origin), NV)
-    correlate_tiles = _compile().correlate_tiles
+    kernels = _compile()
     flat = out.reshape(out.shape[0], k, -1)
-    shape = ((0,) * kb, (0,) * NV)
-    parallel.run(lambda lo, hi: correlate_tiles(src, wb, offsets, bias_p, starts, outs, lanes, geo.plane, flat, relu,
-                                                lo, hi, *shape), geo.ranges(k * geo.plane * src.itemsize))
+    parallel.run_compiled(kernels.correlate_parts, kernels.correlate,
+                          (src, wb, offsets, bias_p, starts, outs, lanes, geo.plane, flat, relu, kb),
+                          geo.ranges(k * geo.plane * src.itemsize))
 
 
 def forward(x, w, b, pads, padded, out_size, dilation, padding_mode, relu):
@@ -211,8 +211,9 @@ def backward(grad, state, x_shape, pads, padding_mode, needs):
     dzc = workspace.take((n, q, kp), dtype)
     g = np.ascontiguousarray(grad).reshape(n, k, q)
     kernels = _compile()
-    parallel.run(lambda lo, hi: kernels.channels_last_grad(g, g if y is None else y.reshape(n, k, q), y is not None,
-                                                           dzc, lo, hi), geo.ranges(2 * k * q * dtype.itemsize))
+    parallel.run_compiled(kernels.channels_last_grad_parts, kernels.channels_last_grad,
+                          (g, g if y is None else y.reshape(n, k, q), y is not None, dzc),
+                          geo.ranges(2 * k * q * dtype.itemsize))
     dx = dw = db = None
     if needs[2]:
         db = column_sums(dzc.reshape(-1, kp))[:k]  # Σ over batch and positions
@@ -221,8 +222,8 @@ def backward(grad, state, x_shape, pads, padding_mode, needs):
     if needs[0]:
         gz = geo.grid(k, dtype, front=geo.reach, scratch=True)  # dL/dz on the padded grid, `reach` zeros in front
         rows = row_starts(geo.padded, geo.out_size, (0,) * len(geo.out_size))
-        parallel.run(lambda lo, hi: kernels.grid_grad(dzc, gz, geo.reach, rows, geo.out_size[-1], geo.plane, lo, hi),
-                     geo.ranges(2 * k * q * dtype.itemsize))
+        parallel.run_compiled(kernels.grid_grad_parts, kernels.grid_grad,
+                              (dzc, gz, geo.reach, rows, geo.out_size[-1], geo.plane), geo.ranges(2 * k * q * dtype.itemsize))
         dx = _input_grad(gz, wf, geo, x_shape, pads, padding_mode)
         workspace.give(gz)
     workspace.give(dzc)
@@ -237,15 +238,22 @@ def _weight_grad(dzc, src, geo, tile):
     tp = -(-taps // m) * m
     offs = np.concatenate([geo.offsets, np.full(tp - taps, geo.offsets[-1], dtype=np.int64)])
     rows = row_starts(geo.padded, geo.out_size, (0,) * len(geo.out_size))
-    weight_grad_tiles = _compile().weight_grad_tiles
+    kernels = _compile()
     flat, zero = dzc.reshape(-1), np.zeros(m, dtype=src.dtype)
+    args = (flat, src, offs, rows, geo.out_size[-1], geo.plane)
+    ranges = geo.ranges((kp + c) * dzc.shape[1] * src.itemsize)
+    if len(ranges) > 1 and launch.available() and not parallel.in_serial():
+        parts = np.zeros((len(ranges), c * tp * kp), dtype=src.dtype)  # one sum per range, added up below
+        launch.set_threads(parallel.get_num_threads())
+        kernels.weight_grad_parts(*args, parts, zero, kv, launch.edges(ranges))
+        dwv = parts.sum(axis=0)
+    else:
+        def part(lo, hi):
+            dwv = np.zeros(c * tp * kp, dtype=src.dtype)
+            kernels.weight_grad(*args, dwv, zero, kv, lo, hi)
+            return dwv
 
-    def part(lo, hi):
-        dwv = np.zeros(c * tp * kp, dtype=src.dtype)
-        weight_grad_tiles(flat, src, offs, rows, geo.out_size[-1], geo.plane, dwv, zero, lo, hi, (0,) * kv, (0,) * m)
-        return dwv
-
-    dwv = sum(parallel.run(part, geo.ranges((kp + c) * dzc.shape[1] * src.itemsize)))
+        dwv = sum(parallel.run(part, ranges))
     return np.moveaxis(dwv.reshape(c, tp, kp)[:, :taps], -1, 0).reshape(kp, c, *geo.kernel)
 
 

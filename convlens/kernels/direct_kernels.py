@@ -138,3 +138,58 @@ def grid_grad(dzc, gz, front, rows, row_len, plane, n0, n1):
                 at, z = front + n * plane + rows[r], (n * Q + r * row_len) * kp + k
                 for j in range(row_len):
                     out[at + j] = zf[z + j * kp]
+
+
+# ---- launchers: a range of images each, on numba's threads (kernels/launch.py) ------------------
+# A parallel loop takes no tuple arguments, so the tile shape arrives as ints and is chosen here among
+# the shapes direct.py uses (TILE_CHANNELS × NV = 2, GRAD_TILES).
+
+@numba.njit(nogil=True, cache=True)
+def correlate(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, kb, n0, n1):
+    z2 = (0, 0)
+    if kb == 6:
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 6, z2)
+    elif kb == 5:
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 5, z2)
+    elif kb == 4:
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 4, z2)
+    elif kb == 3:
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 3, z2)
+    else:
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 2, z2)
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def correlate_parts(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, kb, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        correlate(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, kb, edges[p], edges[p + 1])
+
+
+@numba.njit(nogil=True, cache=True)
+def weight_grad(dzc, src, offs, rows, row_len, plane, dwv, zero, kv, n0, n1):
+    # the (kv, m) tiles of direct.GRAD_TILES, told apart by kv
+    if kv == 2:
+        weight_grad_tiles(dzc, src, offs, rows, row_len, plane, dwv, zero, n0, n1, (0,) * 2, (0,) * 5)
+    elif kv == 3:
+        weight_grad_tiles(dzc, src, offs, rows, row_len, plane, dwv, zero, n0, n1, (0,) * 3, (0,) * 3)
+    else:
+        weight_grad_tiles(dzc, src, offs, rows, row_len, plane, dwv, zero, n0, n1, (0,) * 1, (0,) * 9)
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def weight_grad_parts(dzc, src, offs, rows, row_len, plane, dwv_parts, zero, kv, edges):
+    # part p sums its images into its own row dwv_parts[p]
+    for p in numba.prange(edges.shape[0] - 1):
+        weight_grad(dzc, src, offs, rows, row_len, plane, dwv_parts[p], zero, kv, edges[p], edges[p + 1])
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def channels_last_grad_parts(g, y, use_relu, dzc, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        channels_last_grad(g, y, use_relu, dzc, edges[p], edges[p + 1])
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def grid_grad_parts(dzc, gz, front, rows, row_len, plane, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        grid_grad(dzc, gz, front, rows, row_len, plane, edges[p], edges[p + 1])

@@ -69,8 +69,10 @@ def _new(shape, dtype, x_layout: str, zeroed: bool = False):
 
 
 def _run(name: str, x_layout: str, *args) -> None:
-    kernel = getattr(_compile(), name + ("_last" if x_layout == "last" else ""))
-    parallel.run(lambda lo, hi: kernel(*args, lo, hi), parallel.batch_ranges(args[-1]))
+    name += "_last" if x_layout == "last" else ""
+    kernels = _compile()
+    parallel.run_compiled(getattr(kernels, name + "_parts"), getattr(kernels, name), args,
+                          parallel.compiled_ranges(args[-1].shape[0], args[-1].nbytes))
 
 
 def _pooled_shape(shape) -> tuple:

@@ -214,3 +214,55 @@ def avg_backward_last(g, f, dx, lo, hi):
                 for cell in (dx[n, 2 * i, 2 * j], dx[n, 2 * i, 2 * j + 1], dx[n, 2 * i + 1, 2 * j], dx[n, 2 * i + 1, 2 * j + 1]):
                     for k in range(C):
                         cell[k] = gr[k] * f
+
+
+# ---- launchers: ranges of images on numba's threads (kernels/launch.py) ------------------------------
+_PAR = dict(nogil=True, cache=True, parallel=True)
+
+
+@numba.njit(**_PAR)
+def max_forward_parts(x, out, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        max_forward(x, out, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def max_forward_last_parts(x, out, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        max_forward_last(x, out, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def max_backward_parts(g, x, dx, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        max_backward(g, x, dx, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def max_backward_last_parts(g, x, dx, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        max_backward_last(g, x, dx, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def avg_forward_parts(x, f, out, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        avg_forward(x, f, out, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def avg_forward_last_parts(x, f, out, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        avg_forward_last(x, f, out, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def avg_backward_parts(g, f, dx, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        avg_backward(g, f, dx, edges[p], edges[p + 1])
+
+
+@numba.njit(**_PAR)
+def avg_backward_last_parts(g, f, dx, edges):
+    for p in numba.prange(edges.shape[0] - 1):
+        avg_backward_last(g, f, dx, edges[p], edges[p + 1])
