@@ -5,6 +5,7 @@ that runs it fast is here:
 
     simd.py            eight-lane vector type and register-tile intrinsics for numba kernels
     direct.py          direct convolution in register tiles (driver); direct_kernels.py its numba loops
+    polyphase.py       strided convolutions with few channels as stride-1 ones on the input's phases
     im2col.py          im2col + GEMM convolution, its weight and input gradients, batch chunking
     col2im.py          compiled scatter-add of d cols back onto the padded input
     winograd.py        Winograd F(2×2, 3×3) for stride-1 3×3 layers with many channels
@@ -12,9 +13,13 @@ that runs it fast is here:
     blockpool.py       max pooling over disjoint blocks (kernel = stride) in 1, 2 and 3-d
     batchnorm.py       batch norm statistics, normalisation and backward, both memory orders
     elementwise.py     element-wise ops of the step as compiled ufuncs (ReLU's backward)
+    gelu.py            GELU's exact forward in one compiled pass
     workspace.py       reusable scratch arrays for the large temporaries
     special.py         special functions NumPy lacks (erf, for GELU) as numba ufuncs
+    launch.py          compiled kernels' ranges on OpenMP threads (each kernel's `*_parts` launcher)
+    allocator.py       glibc malloc settings that keep freed memory in the process
 
-Thread-level parallelism (the pool every kernel splits its work over) is convlens/parallel.py.
+Thread-level parallelism is convlens/parallel.py: `run_compiled` for the compiled kernels (OpenMP
+through launch.py where numba has it), `run` (a Python thread pool) for chunks of NumPy work.
 Measured thresholds for every choice: docs/performance.md.
 """

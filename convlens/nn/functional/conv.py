@@ -27,7 +27,7 @@ import numpy as np
 
 from convlens import parallel
 from convlens.autograd import Function
-from convlens.kernels import direct, im2col, winograd
+from convlens.kernels import direct, im2col, polyphase, winograd
 from convlens.nn.functional.linear import column_sums
 from convlens.nn.functional.padding import PADDING_MODES, check_pad_fits, pad_array
 from convlens.nn.shape import conv_output_size, ntuple
@@ -71,7 +71,8 @@ def _relu_grad(grad_cl: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def algorithm(x_shape, w_shape, stride, pads, dilation, groups, padded, out_size) -> str:
-    """How a convolution of this geometry is computed: "dense", "direct", "winograd" or "im2col"."""
+    """How a convolution of this geometry is computed: "dense", "direct", "winograd", "polyphase" or
+    "im2col"."""
     kernel = tuple(w_shape[2:])
     if _covers_input(x_shape[2:], kernel, pads, dilation, groups):
         return "dense"  # y = x·Wᵀ + b on the flattened input
@@ -79,6 +80,8 @@ def algorithm(x_shape, w_shape, stride, pads, dilation, groups, padded, out_size
         return "direct"  # few channels: products summed in registers, no im2col (kernels/direct.py)
     if winograd.applies(kernel, stride, dilation, groups, x_shape[1], w_shape[0]):
         return "winograd"  # 2.25× fewer GEMM flops for 3×3 stride 1 (kernels/winograd.py)
+    if polyphase.plan(x_shape, w_shape, stride, dilation, groups, out_size) is not None:
+        return "polyphase"  # strided, few channels: stride 1 on the input's phases, direct (polyphase.py)
     return "im2col"  # copy the receptive fields, one GEMM per batch chunk (kernels/im2col.py)
 
 
@@ -97,6 +100,7 @@ class ConvNd(Function):
         ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
         algo = algorithm(x.shape, w.shape, stride, pads, dilation, groups, padded, out_size)
         ctx.dense, ctx.direct = algo == "dense", algo == "direct"
+        ctx.polyphase = polyphase.plan(x.shape, w.shape, stride, dilation, groups, out_size) if algo == "polyphase" else None
         if ctx.dense:  # the kernel covers the whole input: a fully-connected layer, y = x·Wᵀ + b
             xf, wf = x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1)  # (N, C·∏S), (K, C·∏F): same order
             y = xf @ wf.T
@@ -109,6 +113,9 @@ class ConvNd(Function):
         if ctx.direct:  # few channels: products summed in registers, no im2col (direct.py)
             y, state = direct.forward(x, w, b, pads, padded, out_size, dilation, padding_mode, relu)
             ctx.save_for_backward(*state)
+            return y
+        if ctx.polyphase is not None:  # strided, few channels: the direct tiles on the input's phases
+            y, ctx.polyphase_state = polyphase.forward(x, w, b, pads, padding_mode, relu, ctx.polyphase)
             return y
         xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
         wmat = weight_matrix(w, groups)
@@ -133,6 +140,9 @@ class ConvNd(Function):
             return gx, gw, gb
         if ctx.direct:
             return direct.backward(grad, ctx.saved_tensors, x_shape, pads, padding_mode, ctx.needs_input_grad)
+        if ctx.polyphase is not None:
+            return polyphase.backward(grad, ctx.polyphase_state, x_shape, pads, padding_mode, ctx.needs_input_grad,
+                                      ctx.polyphase)
         xp, w, wmat, y = ctx.saved_tensors
         k = grad.shape[1]
         if y is not None:  # fused ReLU: d max(z, 0)/dz = [z > 0] = [y > 0]
