@@ -160,6 +160,16 @@ def test_elementwise_match_torch(dtype, last, op):
         assert np.moveaxis(elementwise.relu_backward(g, x), 1, -1).flags.c_contiguous == last  # memory order kept
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_keeps_nan_and_memory_order_as_torch(dtype):
+    x = np.array([[np.nan, -1.0, 0.0, -0.0, 2.0, np.inf, -np.inf, 3.0]], dtype=dtype).repeat(4, 0)
+    xl = channels_last(x.reshape(2, 2, 2, 4))  # a channels-last view: the output keeps that order
+    for a in (x, xl):
+        y = F.relu(cl.tensor(a)).numpy()
+        np.testing.assert_array_equal(y, TF.relu(torch.tensor(np.ascontiguousarray(a))).numpy())
+        assert y.strides == a.strides
+
+
 def test_gelu_gradcheck():
     x = cl.tensor(np.linspace(-5, 5, 41).reshape(1, 41), requires_grad=True)
     assert gradcheck(F.gelu, [x])

@@ -9,7 +9,7 @@ import pytest
 import convlens as cl
 from convlens import parallel
 from convlens.kernels import launch, winograd
-from convlens.nn.functional import batch_norm, gelu
+from convlens.nn.functional import batch_norm, gelu, relu
 from convlens.nn.functional.conv import conv
 from convlens.nn.functional.pooling import avg_pool2d, max_pool2d
 
@@ -34,6 +34,7 @@ CASES = {
     "max_pool": (lambda x: max_pool2d(x, 2), [(6, 4, 20, 36)]),
     "avg_pool": (lambda x: avg_pool2d(x, 2), [(6, 4, 20, 36)]),
     "gelu": (gelu, [(6, 4, 20, 36)]),
+    "relu": (relu, [(6, 4, 20, 36)]),
     # batch norm's statistics, forward and backward, on (N, C, S) images and on channels-last (M, C) rows
     "batch_norm": (lambda x, w, b: batch_norm(x, None, None, w, b, training=True), [(6, 4, 20, 36), (4,), (4,)]),
     "batch_norm_last": (lambda x, w, b: batch_norm(x.permute(0, 3, 1, 2), None, None, w, b, training=True),

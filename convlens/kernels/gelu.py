@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from convlens import parallel
+from convlens.kernels import elementwise
 
 _JIT = dict(nogil=True, cache=True)
 _SQRT_HALF = 0.7071067811865476
@@ -30,11 +31,12 @@ _SQRT_HALF = 0.7071067811865476
 
 @numba.njit(**_JIT)
 def _forward(x, y, cdf, lo, hi):  # pragma: no cover - compiled
-    for i in range(lo, hi):
-        v = x[i]
+    xs, ys, cs = x[lo:hi], y[lo:hi], cdf[lo:hi]  # slices: no index wraparound checks (elementwise.py)
+    for i in range(xs.shape[0]):
+        v = xs[i]
         c = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
-        cdf[i] = c
-        y[i] = v * c
+        cs[i] = c
+        ys[i] = v * c
 
 
 @numba.njit(parallel=True, **_JIT)
@@ -47,22 +49,12 @@ def applies(a: np.ndarray) -> bool:
     return a.dtype in (np.float32, np.float64) and a.size > 0
 
 
-def _flat(a: np.ndarray) -> np.ndarray:
-    """A 1-d view of `a` in its memory order (a copy in that order if `a` is not dense)."""
-    return a.ravel(order="K")
-
-
-def _like(a: np.ndarray) -> np.ndarray:
-    """An uninitialised array with `a`'s shape and memory order."""
-    return np.empty_like(a, order="K")
-
-
 def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(y, Φ(x)) for x float32 or float64, both in x's memory order."""
-    if x.strides != _like(x).strides:  # not dense (e.g. a strided slice): work on a dense copy
+    if not elementwise.dense(x):  # e.g. a strided slice: work on a dense copy
         x = np.ascontiguousarray(x)
-    y, cdf = _like(x), _like(x)
-    xf, yf, cf = _flat(x), _flat(y), _flat(cdf)
+    y, cdf = elementwise.like(x), elementwise.like(x)
+    xf, yf, cf = (a.ravel(order="K") for a in (x, y, cdf))  # views: the arrays are dense
     parallel.run_compiled(_forward_parts, _forward, (xf, yf, cf), parallel.compiled_ranges(xf.size, 3 * x.nbytes))
     return y, cdf
 
