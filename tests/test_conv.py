@@ -440,3 +440,48 @@ def test_winograd_matches_torch_float32(shape, padding):
     np.testing.assert_allclose(y._data, ty.detach().numpy(), atol=1e-5 * scale)
     np.testing.assert_allclose(X.grad._data, tx.grad.numpy(), atol=1e-5 * np.abs(tx.grad.numpy()).max())
     np.testing.assert_allclose(W.grad._data, tw.grad.numpy(), atol=1e-5 * np.abs(tw.grad.numpy()).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape,k,padding,padding_mode,activation", [
+    ((2, 64, 8, 8), 64, 1, "zeros", None),
+    ((3, 64, 9, 7), 80, 1, "zeros", "relu"),      # odd sizes, K ≠ C, the fused ReLU's mask in dY
+    ((2, 96, 6, 10), 64, 0, "zeros", None),       # no padding: dY padded by 2 on every side
+    ((2, 64, 5, 7), 72, 2, "zeros", None),        # padding 2: dY not padded at all
+    ((2, 64, 7, 6), 64, (2, 0), "zeros", None),   # per-axis padding
+    ((2, 64, 6, 6), 64, 1, "reflect", None),      # not zeros: the im2col input gradient instead
+])
+def test_winograd_input_gradient_matches_torch(dtype, shape, k, padding, padding_mode, activation, monkeypatch):
+    """The input gradient of a Winograd layer is itself a Winograd correlation of dY with the turned
+    kernel (kernels/winograd.input_grad); this checks it against torch and that the path was taken."""
+    torch = pytest.importorskip("torch")
+    from convlens.kernels import winograd
+
+    taken = []
+    real = winograd.input_grad
+    monkeypatch.setattr(winograd, "input_grad", lambda *a: taken.append(1) or real(*a))
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((k, shape[1], 3, 3)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    layer = cl.nn.Conv2d(shape[1], k, 3, padding=padding, padding_mode=padding_mode).to(dtype)
+    layer.weight._data[...], layer.bias._data[...] = w, b
+    net = cl.nn.Sequential(layer, cl.nn.ReLU()) if activation else layer  # Sequential fuses the ReLU
+    X = cl.tensor(x, requires_grad=True)
+    y = net(X)
+    W, B = layer.weight, layer.bias
+    g = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(cl.tensor(g))
+    tlayer = torch.nn.Conv2d(shape[1], k, 3, padding=padding, padding_mode=padding_mode).to(torch.float64 if dtype == np.float64 else torch.float32)
+    with torch.no_grad():
+        tlayer.weight.copy_(torch.tensor(w)), tlayer.bias.copy_(torch.tensor(b))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = tlayer(tx)
+    ty = torch.relu(ty) if activation else ty
+    ty.backward(torch.tensor(g))
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    for ours, theirs in [(y._data, ty.detach().numpy()), (X.grad._data, tx.grad.numpy()),
+                         (W.grad._data, tlayer.weight.grad.numpy()), (B.grad._data, tlayer.bias.grad.numpy())]:
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, theirs, atol=tol * np.abs(theirs).max())
+    assert bool(taken) == (padding_mode == "zeros"), taken

@@ -111,3 +111,28 @@ def correlate_3x3(xp: np.ndarray, wmat: np.ndarray, out_size, chunks, bias=None,
 
     parallel.run(work, chunks(n, th * tw * 16 * (c + k) * xp.itemsize))
     return full if (2 * th, 2 * tw) == (ho, wo) else np.ascontiguousarray(full[:, :ho, :wo])
+
+
+def input_grad_applies(pads, padding_mode: str) -> bool:
+    """The input gradient of a stride-1 3×3 layer is itself one (below) when the padding is zeros of at
+    most 2 cells per side."""
+    return padding_mode == "zeros" and all(0 <= p <= 2 for side in pads for p in side)
+
+
+def input_grad(gl: np.ndarray, wmat: np.ndarray, x_shape, pads, chunks) -> np.ndarray:
+    """dL/dx channels-last (N, H, W, C) of y = x ★ w (3×3, stride 1, zero padding `pads`) from dL/dy
+    channels-last `gl` (N, Ho, Wo, K), as a Winograd correlation too:
+
+        dx[i] = Σ_t w[t]·dy[i + p − t] = Σ_t' w[2 − t']·dy[i + p − 2 + t']
+
+    the correlation of dY, zero-padded by (2 − p_before, 2 − p_after), with the kernel turned by 180°
+    and its channels swapped, w'[c, k, t'] = w[k, c, 2 − t']. (The im2col path's d cols GEMM plus
+    col2im scatter does 2.25× the products.)"""
+    (p0, p1), (q0, q1) = pads
+    n, ho, wo, k = gl.shape
+    dyp = np.zeros((n, ho + 4 - p0 - p1, wo + 4 - q0 - q1, k), dtype=gl.dtype)
+    dyp[:, 2 - p0:2 - p0 + ho, 2 - q0:2 - q0 + wo] = gl
+    c = x_shape[1]
+    taps = wmat[0].reshape(3, 3, c, k)[::-1, ::-1]  # rows of wmat: (kh, kw, C) → turned by 180°
+    turned = np.ascontiguousarray(taps.transpose(0, 1, 3, 2)).reshape(1, 9 * k, c)  # rows (kh, kw, K), columns C
+    return correlate_3x3(dyp, turned, tuple(x_shape[2:]), chunks)

@@ -99,7 +99,7 @@ class ConvNd(Function):
         relu = activation == "relu"
         ctx.geom = (x.shape, out_size, stride, pads, dilation, groups, padding_mode)
         algo = algorithm(x.shape, w.shape, stride, pads, dilation, groups, padded, out_size)
-        ctx.dense, ctx.direct = algo == "dense", algo == "direct"
+        ctx.dense, ctx.direct, ctx.winograd = algo == "dense", algo == "direct", algo == "winograd"
         ctx.polyphase = polyphase.plan(x.shape, w.shape, stride, dilation, groups, out_size) if algo == "polyphase" else None
         if ctx.dense:  # the kernel covers the whole input: a fully-connected layer, y = x·Wᵀ + b
             xf, wf = x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1)  # (N, C·∏S), (K, C·∏F): same order
@@ -154,7 +154,9 @@ class ConvNd(Function):
             gb = column_sums(gl.reshape(-1, k))  # db = Σ over batch and positions of dY
         if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY
             gw = im2col.weight_grad(gl, xp, w.shape, wmat, out_size, stride, dilation, groups)
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and ctx.winograd and winograd.input_grad_applies(pads, padding_mode):
+            gx = channels_first(winograd.input_grad(gl, wmat, x_shape, pads, im2col.batch_chunks))
+        elif ctx.needs_input_grad[0]:
             gx = channels_first(_input_grad(gl, xp, w, wmat, x_shape, out_size, stride, pads, dilation,
                                             groups, padding_mode))
         return gx, gw, gb
