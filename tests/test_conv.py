@@ -451,15 +451,16 @@ def test_winograd_matches_torch_float32(shape, padding):
     ((2, 64, 7, 6), 64, (2, 0), "zeros", None),   # per-axis padding
     ((2, 64, 6, 6), 64, 1, "reflect", None),      # not zeros: the im2col input gradient instead
 ])
-def test_winograd_input_gradient_matches_torch(dtype, shape, k, padding, padding_mode, activation, monkeypatch):
-    """The input gradient of a Winograd layer is itself a Winograd correlation of dY with the turned
-    kernel (kernels/winograd.input_grad); this checks it against torch and that the path was taken."""
+def test_winograd_gradients_match_torch(dtype, shape, k, padding, padding_mode, activation, monkeypatch):
+    """Both gradients of a Winograd layer go through Winograd's transforms too: dX as the correlation of
+    dY with the turned kernel (kernels/winograd.input_grad), dW as V^T dM per tile position
+    (winograd.weight_grad); this checks them against torch and that the paths were taken."""
     torch = pytest.importorskip("torch")
     from convlens.kernels import winograd
 
-    taken = []
-    real = winograd.input_grad
-    monkeypatch.setattr(winograd, "input_grad", lambda *a: taken.append(1) or real(*a))
+    taken, real_dx, real_dw = [], winograd.input_grad, winograd.weight_grad
+    monkeypatch.setattr(winograd, "input_grad", lambda *a: taken.append("dx") or real_dx(*a))
+    monkeypatch.setattr(winograd, "weight_grad", lambda *a: taken.append("dw") or real_dw(*a))
     rng = np.random.default_rng(13)
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((k, shape[1], 3, 3)).astype(dtype)
@@ -484,4 +485,5 @@ def test_winograd_input_gradient_matches_torch(dtype, shape, k, padding, padding
                          (W.grad._data, tlayer.weight.grad.numpy()), (B.grad._data, tlayer.bias.grad.numpy())]:
         assert ours.dtype == dtype
         np.testing.assert_allclose(ours, theirs, atol=tol * np.abs(theirs).max())
-    assert bool(taken) == (padding_mode == "zeros"), taken
+    # dW through the transforms for every padding mode, dX only for zeros (else the im2col path)
+    assert taken == (["dw", "dx"] if padding_mode == "zeros" else ["dw"]), taken

@@ -136,3 +136,67 @@ def input_grad(gl: np.ndarray, wmat: np.ndarray, x_shape, pads, chunks) -> np.nd
     taps = wmat[0].reshape(3, 3, c, k)[::-1, ::-1]  # rows of wmat: (kh, kw, C) → turned by 180°
     turned = np.ascontiguousarray(taps.transpose(0, 1, 3, 2)).reshape(1, 9 * k, c)  # rows (kh, kw, K), columns C
     return correlate_3x3(dyp, turned, tuple(x_shape[2:]), chunks)
+
+
+def _whole_tiles(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """`a` (N, ≤h, ≤w, C) extended with zeros to (N, h, w, C) (odd sizes: whole tiles)."""
+    if a.shape[1:3] == (h, w):
+        return a
+    grown = np.zeros((a.shape[0], h, w, a.shape[-1]), dtype=a.dtype)
+    grown[:, :a.shape[1], :a.shape[2]] = a
+    return grown
+
+
+def _output_transform_adjoint(g: np.ndarray, th: int, tw: int, out: np.ndarray) -> None:
+    """dM = A dY Aᵀ for every 2×2 tile of dY (n, 2th, 2tw, K) → out (16, n·th·tw, K), the adjoint of
+    Y = Aᵀ M A: along each axis (d0, d1) → (d0, d0 + d1, d0 − d1, −d1), A's rows."""
+    n, k = g.shape[0], g.shape[-1]
+    o = out.reshape(4, 4, n, th, tw, k)
+    r0, r1 = g[:, 0::2], g[:, 1::2]
+    for a, row in enumerate((r0, r0 + r1, r0 - r1, -r1)):
+        c0, c1 = row[:, :, 0::2], row[:, :, 1::2]
+        np.copyto(o[a, 0], c0)
+        np.add(c0, c1, out=o[a, 1])
+        np.subtract(c0, c1, out=o[a, 2])
+        np.negative(c1, out=o[a, 3])
+
+
+def _g_adjoint(du, out, half) -> None:
+    """The adjoint of `_g_rows` along the first axis: dg = Gᵀ dU, the 4-stack du → the 3-stack out."""
+    np.add(du[1], du[2], out=out[0])
+    out[0] *= half
+    np.add(out[0], du[3], out=out[2])
+    out[0] += du[0]
+    np.subtract(du[1], du[2], out=out[1])
+    out[1] *= half
+
+
+def weight_grad(gl: np.ndarray, xp: np.ndarray, wshape, chunks) -> np.ndarray:
+    """dL/dw (K, C, 3, 3) of the stride-1 3×3 correlation of channels-last padded `xp` (N, Hp, Wp, C)
+    from dL/dy channels-last `gl` (N, Ho, Wo, K), through the same transforms (any padding mode: the
+    padded input is all it needs):
+
+        M[ξ] = V[ξ]·U[ξ]  ⇒  dU[ξ] = V[ξ]ᵀ·dM[ξ],  dM = A dY Aᵀ per tile,  dg = Gᵀ dU G
+
+    16 GEMMs (C × tiles)(tiles × K) over 4 products per output against im2col's 9."""
+    n, ho, wo, k = gl.shape
+    c = xp.shape[-1]
+    th, tw = -(-ho // 2), -(-wo // 2)
+    xp = _whole_tiles(xp, 2 * th + 2, 2 * tw + 2)
+    gl = _whole_tiles(gl, 2 * th, 2 * tw)
+
+    def work(lo, hi):  # this chunk's share of dU
+        v = np.empty((16, (hi - lo) * th * tw, c), dtype=xp.dtype)
+        _input_transform(xp[lo:hi], th, tw, v)
+        dm = np.empty((16, (hi - lo) * th * tw, k), dtype=xp.dtype)
+        _output_transform_adjoint(gl[lo:hi], th, tw, dm)
+        return np.matmul(v.transpose(0, 2, 1), dm)  # (16, C, K)
+
+    du = sum(parallel.run(work, chunks(n, th * tw * 16 * (c + k) * xp.itemsize))).reshape(4, 4, c, k)
+    half = xp.dtype.type(0.5)
+    t = np.empty((3, 4, c, k), dtype=xp.dtype)
+    _g_adjoint(du, t, half)  # along the kernel's rows
+    dg = np.empty((3, 3, c, k), dtype=xp.dtype)
+    for a in range(3):
+        _g_adjoint(t[a], dg[a], half)  # then along its columns: t[a] is (ν, C, K)
+    return np.ascontiguousarray(dg.transpose(3, 2, 0, 1)).reshape(wshape)

@@ -152,7 +152,9 @@ class ConvNd(Function):
         gx = gw = gb = None
         if ctx.needs_input_grad[2]:
             gb = column_sums(gl.reshape(-1, k))  # db = Σ over batch and positions of dY
-        if ctx.needs_input_grad[1]:  # dW = colsᵀ · dY
+        if ctx.needs_input_grad[1] and ctx.winograd:  # dW through Winograd's transforms
+            gw = winograd.weight_grad(gl, xp, w.shape, im2col.batch_chunks)
+        elif ctx.needs_input_grad[1]:  # dW = colsᵀ · dY
             gw = im2col.weight_grad(gl, xp, w.shape, wmat, out_size, stride, dilation, groups)
         if ctx.needs_input_grad[0] and ctx.winograd and winograd.input_grad_applies(pads, padding_mode):
             gx = channels_first(winograd.input_grad(gl, wmat, x_shape, pads, im2col.batch_chunks))
