@@ -411,11 +411,12 @@ def test_sequential_fuses_conv_relu_with_identical_results():
 
 
 @pytest.mark.parametrize("size", [(6, 6), (7, 5)])  # even and odd output sizes
-def test_winograd_path_gradcheck(size):
+def test_winograd_path_gradcheck(size, monkeypatch):
     from convlens.kernels import winograd
 
     c = winograd.MIN_CHANNELS
-    assert winograd.applies((3, 3), (1, 1), (1, 1), 1, c, c)
+    monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)  # small enough for a float64 gradcheck
+    assert winograd.applies((3, 3), (1, 1), (1, 1), 1, c, c, 2 * size[0] * size[1])
     rng = np.random.default_rng(11)
     x = _t(rng.standard_normal((2, c, *size)))
     w = _t(rng.standard_normal((c, c, 3, 3)))
@@ -424,8 +425,11 @@ def test_winograd_path_gradcheck(size):
 
 
 @pytest.mark.parametrize("shape,padding", [((4, 64, 8, 8), 1), ((3, 64, 9, 7), 1), ((2, 96, 6, 10), 0)])
-def test_winograd_matches_torch_float32(shape, padding):
+def test_winograd_matches_torch_float32(shape, padding, monkeypatch):
     torch = pytest.importorskip("torch")
+    from convlens.kernels import winograd
+
+    monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
     rng = np.random.default_rng(12)
     x = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal((64, shape[1], 3, 3)).astype(np.float32)
@@ -450,6 +454,7 @@ def test_winograd_matches_torch_float32(shape, padding):
     ((2, 64, 5, 7), 72, 2, "zeros", None),        # padding 2: dY not padded at all
     ((2, 64, 7, 6), 64, (2, 0), "zeros", None),   # per-axis padding
     ((2, 64, 6, 6), 64, 1, "reflect", None),      # not zeros: the im2col input gradient instead
+    ((4, 64, 16, 16), 64, 1, "zeros", "relu"),    # at the real threshold, MIN_POSITIONS outputs
 ])
 def test_winograd_gradients_match_torch(dtype, shape, k, padding, padding_mode, activation, monkeypatch):
     """Both gradients of a Winograd layer go through Winograd's transforms too: dX as the correlation of
@@ -458,6 +463,8 @@ def test_winograd_gradients_match_torch(dtype, shape, k, padding, padding_mode, 
     torch = pytest.importorskip("torch")
     from convlens.kernels import winograd
 
+    if np.prod(shape) // shape[1] < winograd.MIN_POSITIONS:
+        monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)  # small shapes cover the tails quickly
     taken, real_dx, real_dw = [], winograd.input_grad, winograd.weight_grad
     monkeypatch.setattr(winograd, "input_grad", lambda *a: taken.append("dx") or real_dx(*a))
     monkeypatch.setattr(winograd, "weight_grad", lambda *a: taken.append("dw") or real_dw(*a))
@@ -487,3 +494,81 @@ def test_winograd_gradients_match_torch(dtype, shape, k, padding, padding_mode, 
         np.testing.assert_allclose(ours, theirs, atol=tol * np.abs(theirs).max())
     # dW through the transforms for every padding mode, dX only for zeros (else the im2col path)
     assert taken == (["dw", "dx"] if padding_mode == "zeros" else ["dw"]), taken
+
+
+def test_winograd_starts_at_min_positions():
+    """Below MIN_POSITIONS outputs (batch × ∏ output size) the 16 small GEMMs lose to im2col's one."""
+    from convlens.kernels import winograd
+    from convlens.nn.functional.conv import algorithm
+
+    def algo(n, h, w):
+        return algorithm((n, 64, h, w), (64, 64, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, (h + 2, w + 2), (h, w))
+
+    assert winograd.MIN_POSITIONS == 1024
+    assert algo(4, 16, 16) == "winograd" and algo(1, 32, 32) == "winograd"
+    assert algo(3, 16, 21) == "im2col" and algo(1, 15, 15) == "im2col"  # 1,008 and 225 outputs
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("k", [256, 255])  # an odd number of output channels: unequal column halves
+def test_im2col_column_split_matches_torch(dtype, relu, k, monkeypatch):
+    """Single-image inference on a wide layer splits the forward GEMM by output channels
+    (kernels/im2col.correlate, from MIN_COLUMN_SPLIT multiply-adds)."""
+    torch = pytest.importorskip("torch")
+    from convlens.kernels import im2col
+
+    calls = []
+    real_split = im2col.parallel.split
+    monkeypatch.setattr(im2col.parallel, "split", lambda n, parts: calls.append((n, parts)) or real_split(n, parts))
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((1, 256, 7, 7)).astype(dtype)
+    w = rng.standard_normal((k, 256, 3, 3)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    assert 49 * 9 * 256 * k >= im2col.MIN_COLUMN_SPLIT
+    with cl.no_grad():
+        y = cl.nn.functional.conv2d(cl.tensor(x), cl.tensor(w), cl.tensor(b), padding=1)
+        if relu:
+            y = cl.nn.functional.relu(y)
+    t = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=1)
+    t = torch.relu(t) if relu else t
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y.numpy(), t.numpy(), atol=tol * np.abs(t.numpy()).max())
+    if cl.get_num_threads() > 1:
+        assert (k, cl.get_num_threads()) in calls, calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dims,x_shape,k,kernel,stride,padding,dilation", [
+    (2, (1, 40, 6, 5), 48, 3, 1, 1, 1),        # 30 outputs < 48 channels: the weight read in place
+    (2, (2, 16, 7, 7), 64, (3, 2), 2, 1, (1, 2)),  # strided, dilated, a non-square kernel
+    (1, (1, 8, 30), 40, 5, 1, 2, 1),
+    (3, (1, 4, 3, 4, 5), 80, 3, 1, 1, 1),
+])
+def test_few_outputs_path_matches_torch(dtype, dims, x_shape, k, kernel, stride, padding, dilation, monkeypatch):
+    """Fewer output positions than output channels (one image through a wide layer): im2col's columns
+    in the weight's own (C, *F) order, no weight transpose (kernels/im2col.correlate_few); the
+    backward pass then builds the weight matrix itself."""
+    torch = pytest.importorskip("torch")
+    from convlens.kernels import im2col
+
+    used = []
+    real = im2col.correlate_few
+    monkeypatch.setattr(im2col, "correlate_few", lambda *a, **kw: used.append(1) or real(*a, **kw))
+    rng = np.random.default_rng(15)
+    ks = (kernel,) * dims if isinstance(kernel, int) else kernel
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((k, x_shape[1], *ks)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    X, W, B = (cl.tensor(a, requires_grad=True) for a in (x, w, b))
+    conv_cl = getattr(cl.nn.functional, f"conv{dims}d")
+    y = conv_cl(X, W, B, stride=stride, padding=padding, dilation=dilation)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(cl.tensor(g))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = getattr(torch.nn.functional, f"conv{dims}d")(tx, tw, tb, stride=stride, padding=padding, dilation=dilation)
+    ty.backward(torch.tensor(g))
+    assert used, "the few-outputs path was not taken"
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    for ours, theirs in [(y._data, ty.detach()), (X.grad._data, tx.grad), (W.grad._data, tw.grad), (B.grad._data, tb.grad)]:
+        np.testing.assert_allclose(ours, theirs.numpy(), atol=tol * np.abs(theirs.numpy()).max())

@@ -29,8 +29,9 @@ CASES = {
     # name: (function of the tensors, shapes); direct tiles, im2col + GEMM, Winograd, and both 2×2 poolings
     "direct": (lambda x, w: conv(x, w, padding=2, activation="relu"), [(6, 3, 20, 20), (8, 3, 5, 5)]),
     "im2col": (lambda x, w: conv(x, w, stride=2, padding=1), [(6, 40, 12, 12), (40, 40, 3, 3)]),
-    "winograd": (lambda x, w: conv(x, w, padding=1), [(4, winograd.MIN_CHANNELS, 8, 8),
+    "winograd": (lambda x, w: conv(x, w, padding=1), [(16, winograd.MIN_CHANNELS, 8, 8),  # 1,024 outputs
                                                      (winograd.MIN_CHANNELS, winograd.MIN_CHANNELS, 3, 3)]),
+    "im2col_columns": (lambda x, w: conv(x, w, padding=1), [(1, 96, 7, 7), (384, 96, 3, 3)]),  # one image
     "max_pool": (lambda x: max_pool2d(x, 2), [(6, 4, 20, 36)]),
     "avg_pool": (lambda x: avg_pool2d(x, 2), [(6, 4, 20, 36)]),
     "gelu": (gelu, [(6, 4, 20, 36)]),

@@ -19,16 +19,22 @@ from convlens import parallel
 
 # F(2, 3): Bᵀ (input), G (kernel), Aᵀ (output)
 MIN_CHANNELS = 64
+# Batch-1 inference, one thread each way (ms, im2col / Winograd): 256 → 256 on 7×7 forward 2.4 / 3.7,
+# on 3×3 1.0 / 1.8, 64 → 256 on 15×15 1.0 / 2.2; at 1,024 outputs 256 → 256 wins (11.1 / 8.8), 64
+# channels are even (1.7 / 1.8).
+MIN_POSITIONS = 1024
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
-def applies(kernel, stride, dilation, groups, channels: int, out_channels: int) -> bool:
+def applies(kernel, stride, dilation, groups, channels: int, out_channels: int, positions: int) -> bool:
     """Winograd pays when the GEMMs it shrinks outweigh its transforms' extra passes over memory:
     measured 1.1–1.3× for a conv's forward + backward from 64 channels in and out, break-even at 32,
-    slower at 16 (docs/performance.md)."""
+    slower at 16; and from `MIN_POSITIONS` outputs (batch × ∏ output size): below that, its 16 GEMMs
+    are too small for BLAS and the kernel transform (16·C·K values, every call) is not shared by enough
+    outputs (docs/performance.md)."""
     return (tuple(kernel) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and groups == 1 and min(channels, out_channels) >= MIN_CHANNELS)
+            and groups == 1 and min(channels, out_channels) >= MIN_CHANNELS and positions >= MIN_POSITIONS)
 
 
 def kernel_transform(wmat: np.ndarray) -> np.ndarray:

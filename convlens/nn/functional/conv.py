@@ -21,6 +21,7 @@ convlens/kernels/; the measured thresholds are tabled in docs/performance.md.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -78,7 +79,7 @@ def algorithm(x_shape, w_shape, stride, pads, dilation, groups, padded, out_size
         return "dense"  # y = x·Wᵀ + b on the flattened input
     if direct.applies(x_shape[1], w_shape[0], stride, groups, padded, out_size):
         return "direct"  # few channels: products summed in registers, no im2col (kernels/direct.py)
-    if winograd.applies(kernel, stride, dilation, groups, x_shape[1], w_shape[0]):
+    if winograd.applies(kernel, stride, dilation, groups, x_shape[1], w_shape[0], x_shape[0] * math.prod(out_size)):
         return "winograd"  # 2.25× fewer GEMM flops for 3×3 stride 1 (kernels/winograd.py)
     if polyphase.plan(x_shape, w_shape, stride, dilation, groups, out_size) is not None:
         return "polyphase"  # strided, few channels: stride 1 on the input's phases, direct (polyphase.py)
@@ -118,6 +119,10 @@ class ConvNd(Function):
             y, ctx.polyphase_state = polyphase.forward(x, w, b, pads, padding_mode, relu, ctx.polyphase)
             return y
         xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
+        if algo == "im2col" and im2col.few_outputs(x.shape[0] * math.prod(out_size), w.shape[0], groups):
+            y = im2col.correlate_few(xp, np.ascontiguousarray(w), out_size, kernel, stride, dilation, bias=b, relu=relu)
+            ctx.save_for_backward(xp, w, None, y if relu else None)  # the weight matrix, if needed, in backward
+            return channels_first(y)
         wmat = weight_matrix(w, groups)
         if algo == "winograd":
             y = winograd.correlate_3x3(xp, wmat, out_size, im2col.batch_chunks, bias=b, relu=relu)  # (N, *O, K)
@@ -144,6 +149,7 @@ class ConvNd(Function):
             return polyphase.backward(grad, ctx.polyphase_state, x_shape, pads, padding_mode, ctx.needs_input_grad,
                                       ctx.polyphase)
         xp, w, wmat, y = ctx.saved_tensors
+        wmat = weight_matrix(w, groups) if wmat is None else wmat
         k = grad.shape[1]
         if y is not None:  # fused ReLU: d max(z, 0)/dz = [z > 0] = [y > 0]
             gl = _relu_grad(channels_last(grad), y)
