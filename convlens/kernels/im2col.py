@@ -126,25 +126,31 @@ def few_outputs(m: int, k: int, groups: int) -> bool:
 def correlate_few(xp: np.ndarray, w: np.ndarray, out_size, kernel, stride, dilation, bias=None,
                   relu: bool = False) -> np.ndarray:
     """`correlate` for few output positions: the receptive fields are copied with their columns in the
-    weight's own order (C, *F), so that Y = cols · w.reshape(K, C·∏F)ᵀ reads w in place (BLAS takes
-    the transposed operand as it is)."""
+    weight's own order (C, *F), and the product is taken the other way round, Yᵀ = w.reshape(K, C·∏F) ·
+    colsᵀ, reading w in place (measured for 256 → 256 channels on 7×7 outputs, one thread: 0.73 ms
+    against 1.0 for cols · wᵀ). The result is (K, N·∏O): for one image, the channels-first output
+    itself; returned as the usual (N, *O, K) view."""
     k = w.shape[0]
     win = windows(xp, out_size, kernel, stride, dilation)  # (n, *O, *F, C)
     win = np.moveaxis(win, -1, 1 + len(out_size))  # (n, *O, C, *F)
     m = xp.shape[0] * int(np.prod(out_size))
     cols = workspace.take((m, int(np.prod(win.shape[1 + len(out_size):]))), xp.dtype)
     np.copyto(cols.reshape(win.shape), win)
-    out = np.empty((xp.shape[0], *out_size, k), dtype=xp.dtype)
+    wk = w.reshape(k, -1)
+    out_t = np.empty((k, m), dtype=xp.dtype)  # Yᵀ
+    threads = parallel.get_num_threads() if m * cols.shape[1] * k >= MIN_COLUMN_SPLIT else 1
 
-    def finish(dest, channels):
+    def channels(lo, hi):  # Yᵀ[lo:hi] = W[lo:hi] · colsᵀ, then bias and ReLU while in cache
+        dest = out_t[lo:hi]
+        np.matmul(wk[lo:hi], cols.T, out=dest)
         if bias is not None:
-            dest += bias[channels]
+            dest += bias[lo:hi, None]
         if relu:
             np.maximum(dest, 0, out=dest)
 
-    _split_columns(cols, w.reshape(k, -1).T, out.reshape(-1, k), finish)
+    parallel.run(channels, parallel.split(k, threads))
     workspace.give(cols)
-    return out
+    return out_t.T.reshape(xp.shape[0], *out_size, k)
 
 
 def weight_grad(gl, xp, wshape, wmat, out_size, stride, dilation, groups):
