@@ -455,6 +455,7 @@ def test_winograd_matches_torch_float32(shape, padding, monkeypatch):
     ((2, 64, 7, 6), 64, (2, 0), "zeros", None),   # per-axis padding
     ((2, 64, 6, 6), 64, 1, "reflect", None),      # not zeros: the im2col input gradient instead
     ((4, 64, 16, 16), 64, 1, "zeros", "relu"),    # at the real threshold, MIN_POSITIONS outputs
+    ((2, 67, 6, 5), 70, 1, "zeros", None),        # channel counts with a tail after the 8-lane vectors
 ])
 def test_winograd_gradients_match_torch(dtype, shape, k, padding, padding_mode, activation, monkeypatch):
     """Both gradients of a Winograd layer go through Winograd's transforms too: dX as the correlation of
@@ -572,3 +573,34 @@ def test_few_outputs_path_matches_torch(dtype, dims, x_shape, k, kernel, stride,
     tol = 1e-10 if dtype == np.float64 else 2e-5
     for ours, theirs in [(y._data, ty.detach()), (X.grad._data, tx.grad), (W.grad._data, tw.grad), (B.grad._data, tb.grad)]:
         np.testing.assert_allclose(ours, theirs.numpy(), atol=tol * np.abs(theirs.numpy()).max())
+
+
+@pytest.mark.parametrize("n,h,w,c", [(3, 6, 5, 67), (2, 9, 8, 16), (1, 4, 4, 5)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_winograd_compiled_transforms_match_numpy(n, h, w, c, dtype, monkeypatch):
+    """winograd_kernels.py's transforms against winograd.py's NumPy reference: input (Bᵀ d B), output
+    (Aᵀ M A) and its adjoint (A dY Aᵀ), over channel counts with and without a tail after the vectors,
+    NaN and Inf included."""
+    from convlens.kernels import winograd
+
+    th, tw = -(-h // 2), -(-w // 2)
+    gen = np.random.default_rng(17)
+    xp = gen.standard_normal((n, 2 * th + 2, 2 * tw + 2, c)).astype(dtype)
+    xp[0, 1, 2, c - 1], xp[-1, 3, 0, 0] = np.nan, np.inf
+    gl = gen.standard_normal((n, 2 * th, 2 * tw, c)).astype(dtype)
+    gl[0, 0, 1, c - 1] = -np.inf
+    results = {}
+    for compiled in (True, False):
+        rng = np.random.default_rng(16)
+        monkeypatch.setattr(winograd, "_compiled", lambda *a, on=compiled: on)
+        v = np.empty((16, n * th * tw, c), dtype)
+        winograd._input_transform(xp, th, tw, v)
+        y = np.empty((n, 2 * th, 2 * tw, c), dtype)
+        m = rng.standard_normal(v.shape).astype(dtype)
+        m[3, 0, c - 1] = np.inf
+        winograd._output_transform(m, n, th, tw, y)
+        dm = np.empty((16, n * th * tw, c), dtype)
+        winograd._output_transform_adjoint(gl, th, tw, dm)
+        results[compiled] = v, y, dm
+    for ours, ref in zip(results[True], results[False]):
+        np.testing.assert_allclose(ours, ref, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-5)

@@ -20,9 +20,11 @@ C-contiguous array: the caller keeps every such run inside the array.
 
 from __future__ import annotations
 
+import operator
+
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic, models, register_model
+from numba.extending import intrinsic, models, overload, register_model
 
 LANES = 8
 
@@ -309,6 +311,38 @@ def add(typingctx, a, b):
         return builder.fadd(args[0], args[1])
 
     return a(a, b), codegen
+
+
+@intrinsic
+def sub(typingctx, a, b):
+    """a − b per lane."""
+    if not _is_vector(a, b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fsub(args[0], args[1])
+
+    return a(a, b), codegen
+
+
+# `+` and `−` between vectors, so that one jitted formula serves vectors and scalars alike
+# (winograd_kernels.py runs its transforms on vectors of channels and on the scalar tail)
+@overload(operator.add)
+def _vector_add(a, b):
+    if _is_vector(a, b):
+        return lambda a, b: add(a, b)
+
+
+@overload(operator.sub)
+def _vector_sub(a, b):
+    if _is_vector(a, b):
+        return lambda a, b: sub(a, b)
+
+
+@overload(operator.neg)
+def _vector_neg(a):
+    if _is_vector(a):
+        return lambda a: scale(a, -1.0)
 
 
 @intrinsic

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from convlens import parallel
+from convlens.kernels import winograd_kernels
 
 # F(2, 3): Bᵀ (input), G (kernel), Aᵀ (output)
 MIN_CHANNELS = 64
@@ -71,9 +72,16 @@ def _bt(d, out) -> None:
     np.subtract(d[1], d[3], out=out[3])
 
 
+def _compiled(*arrays) -> bool:
+    """The compiled transforms (winograd_kernels.py) take C-contiguous float32 / float64 arrays."""
+    return all(a.dtype in (np.float32, np.float64) and a.flags.c_contiguous for a in arrays)
+
+
 def _input_transform(xp: np.ndarray, th: int, tw: int, out: np.ndarray) -> None:
     """V[ξν] = (Bᵀ d B)[ξν] for every 4×4 tile d (stride 2) of channels-last xp → out (16, n·th·tw, C)."""
     n, wp, c = xp.shape[0], xp.shape[2], xp.shape[-1]
+    if _compiled(xp, out):
+        return winograd_kernels.input_transform(xp.reshape(-1), xp.shape[1], wp, c, th, tw, out.reshape(-1), 0, n)
     rows = np.empty((4, n, th, wp, c), dtype=xp.dtype)
     _bt([xp[:, i:i + 2 * th:2] for i in range(4)], rows)  # along the tile's rows
     v = out.reshape(4, 4, n, th, tw, c)
@@ -84,6 +92,8 @@ def _input_transform(xp: np.ndarray, th: int, tw: int, out: np.ndarray) -> None:
 def _output_transform(m: np.ndarray, n: int, th: int, tw: int, out: np.ndarray) -> None:
     """Y = Aᵀ M A with Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]: M (16, n·th·tw, K) → out (n, 2th, 2tw, K)."""
     k = m.shape[-1]
+    if _compiled(m, out):
+        return winograd_kernels.output_transform(m.reshape(-1), k, th, tw, out.reshape(-1), 0, n)
     m = m.reshape(4, 4, n, th, tw, k)
     s0 = m[0] + m[1] + m[2]  # (4, n, th, tw, K), over the second index still
     s1 = m[1] - m[2] - m[3]
@@ -157,6 +167,8 @@ def _output_transform_adjoint(g: np.ndarray, th: int, tw: int, out: np.ndarray) 
     """dM = A dY Aᵀ for every 2×2 tile of dY (n, 2th, 2tw, K) → out (16, n·th·tw, K), the adjoint of
     Y = Aᵀ M A: along each axis (d0, d1) → (d0, d0 + d1, d0 − d1, −d1), A's rows."""
     n, k = g.shape[0], g.shape[-1]
+    if _compiled(g, out):
+        return winograd_kernels.output_adjoint(g.reshape(-1), k, th, tw, out.reshape(-1), 0, n)
     o = out.reshape(4, 4, n, th, tw, k)
     r0, r1 = g[:, 0::2], g[:, 1::2]
     for a, row in enumerate((r0, r0 + r1, r0 - r1, -r1)):
