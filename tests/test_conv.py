@@ -283,6 +283,9 @@ DIRECT_SHAPES = [
     ((2, 6, 14, 14), 16, (5, 5), (0, 0), (1, 1)),
     ((2, 2, 8, 8), 1, (3, 3), (1, 1), (1, 1)),
     ((2, 2, 4, 6, 11), 5, (2, 3, 3), (1, 0, 1), (1, 1, 2)),
+    # the weight gradient sweeps its positions in blocks of direct_kernels.GRAD_BLOCK values of dY: 150
+    # rows of 37 outputs × 24 padded channels make 9 blocks, the last one partial
+    ((2, 3, 5, 30, 37), 20, (3, 3, 3), (1, 1, 1), (1, 1, 1)),
 ]
 
 
