@@ -21,6 +21,7 @@ convlens/kernels/; the measured thresholds are tabled in docs/performance.md.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -192,6 +193,51 @@ def _resolve_padding(padding, d, kernel, stride, dilation, where):
     return tuple((v, v) for v in p)
 
 
+def _plain(v) -> bool:
+    return type(v) in (int, str) or (type(v) is tuple and all(type(e) is int for e in v))
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_geometry(x_shape, w_shape, b_shape, stride, padding, dilation, groups, padding_mode, d, where,
+                      activation):
+    """`conv`'s checks of everything but the tensors' dtypes, and the normalised (stride, pads,
+    dilation): a function of shapes and arguments only, so its result is kept for the next call with the
+    same ones (a network's forward pass repeats them every step; the checks were a fifth of LeNet-5's
+    single-image inference)."""
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"{where}: groups must be a positive integer, got {groups!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"{where}: unknown padding_mode {padding_mode!r}; expected one of {', '.join(PADDING_MODES)}")
+    k, cg = w_shape[:2]
+    c = x_shape[1]
+    if c % groups or k % groups:
+        raise ValueError(f"{where}: groups={groups} must divide both in_channels ({c}) and out_channels ({k})")
+    if cg * groups != c:
+        raise ValueError(
+            f"{where}: weight of shape {w_shape} with groups={groups} expects input with {cg * groups} "
+            f"channels, got {x_shape}"
+        )
+    if b_shape is not None and b_shape != (k,):
+        raise ValueError(f"{where}: bias must have shape ({k},), got {b_shape}")
+    stride = ntuple(stride, d, "stride", where, minimum=1)
+    dilation = ntuple(dilation, d, "dilation", where, minimum=1)
+    kernel = w_shape[2:]
+    pads = _resolve_padding(padding, d, kernel, stride, dilation, where)
+    spatial = x_shape[2:]
+    for i in range(d):
+        span = dilation[i] * (kernel[i] - 1) + 1
+        if spatial[i] + sum(pads[i]) < span:
+            raise ValueError(
+                f"{where}: kernel of size {tuple(kernel)} (dilation {dilation}) is larger than the padded input "
+                f"{tuple(s + sum(p) for s, p in zip(spatial, pads))} (input {x_shape}, padding {padding})"
+            )
+        if padding_mode != "zeros":
+            check_pad_fits(where, padding_mode, spatial[i], *pads[i], axis=2 + i)
+    if activation not in (None, "relu"):
+        raise ValueError(f"{where}: activation must be None or 'relu', got {activation!r}")
+    return stride, pads, dilation
+
+
 def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", dims=None,
          name="conv", activation=None):
     """N-d convolution behind `conv1d`, `conv2d` and `conv3d` (validates, then calls `ConvNd`)."""
@@ -204,39 +250,15 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, pa
     if weight.ndim != d + 2:
         raise ValueError(f"{where}: expected a {d + 2}-d weight (out_channels, in_channels/groups, *kernel), "
                          f"got shape {weight.shape}")
-    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
-        raise ValueError(f"{where}: groups must be a positive integer, got {groups!r}")
-    if padding_mode not in PADDING_MODES:
-        raise ValueError(f"{where}: unknown padding_mode {padding_mode!r}; expected one of {', '.join(PADDING_MODES)}")
-    k, cg = weight.shape[:2]
-    c = input.shape[1]
-    if c % groups or k % groups:
-        raise ValueError(f"{where}: groups={groups} must divide both in_channels ({c}) and out_channels ({k})")
-    if cg * groups != c:
-        raise ValueError(
-            f"{where}: weight of shape {weight.shape} with groups={groups} expects input with {cg * groups} "
-            f"channels, got {input.shape}"
-        )
-    if bias is not None and bias.shape != (k,):
-        raise ValueError(f"{where}: bias must have shape ({k},), got {bias.shape}")
     if input.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
         raise ValueError(f"{where}: input ({input.dtype}), weight ({weight.dtype}) and bias must share a dtype")
-    stride = ntuple(stride, d, "stride", where, minimum=1)
-    dilation = ntuple(dilation, d, "dilation", where, minimum=1)
-    kernel = weight.shape[2:]
-    pads = _resolve_padding(padding, d, kernel, stride, dilation, where)
-    spatial = input.shape[2:]
-    for i in range(d):
-        span = dilation[i] * (kernel[i] - 1) + 1
-        if spatial[i] + sum(pads[i]) < span:
-            raise ValueError(
-                f"{where}: kernel of size {tuple(kernel)} (dilation {dilation}) is larger than the padded input "
-                f"{tuple(s + sum(p) for s, p in zip(spatial, pads))} (input {input.shape}, padding {padding})"
-            )
-        if padding_mode != "zeros":
-            check_pad_fits(where, padding_mode, spatial[i], *pads[i], axis=2 + i)
-    if activation not in (None, "relu"):
-        raise ValueError(f"{where}: activation must be None or 'relu', got {activation!r}")
+    key = (input.shape, weight.shape, None if bias is None else bias.shape, stride, padding, dilation, groups,
+           padding_mode, d, where, activation)
+    if (all(_plain(v) for v in (stride, padding, dilation, groups)) and type(padding_mode) is str
+            and (activation is None or type(activation) is str)):  # hashable, and no bool to pass for an int
+        stride, pads, dilation = _checked_geometry(*key)
+    else:
+        stride, pads, dilation = _checked_geometry.__wrapped__(*key)
     return ConvNd.apply(input, weight, bias, stride=stride, pads=pads, dilation=dilation, groups=int(groups),
                         padding_mode=padding_mode, activation=activation)
 
