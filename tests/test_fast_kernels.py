@@ -173,3 +173,25 @@ def test_relu_keeps_nan_and_memory_order_as_torch(dtype):
 def test_gelu_gradcheck():
     x = cl.tensor(np.linspace(-5, 5, 41).reshape(1, 41), requires_grad=True)
     assert gradcheck(F.gelu, [x])
+
+
+def test_gelu_float32_rational_erf_is_within_an_ulp_of_the_exact_one():
+    """float32 GELU computes erf as a rational function in float64 (kernels/gelu.py, fitted by
+    scripts/fit_erf.py): against the exact float64 formula over a dense grid, through the thresholds at
+    |x/√2| = 4 and the saturated tails; NaN stays NaN, +∞ → +∞, and Φ(x) is 0 for large negative x."""
+    import math
+
+    from convlens.kernels import gelu
+
+    x = np.concatenate([np.linspace(-12, 12, 200_001), [-4 * math.sqrt(2), 4 * math.sqrt(2), 0.0, -0.0, 1e-30]])
+    x = x.astype(np.float32)
+    y, cdf = gelu.forward(x)
+    erf = np.vectorize(math.erf)(x.astype(np.float64) / math.sqrt(2))
+    exact_cdf = 0.5 * (1 + erf)
+    exact = x.astype(np.float64) * exact_cdf
+    assert y.dtype == cdf.dtype == np.float32
+    assert np.abs(cdf - exact_cdf).max() <= 6e-8  # an ulp of values near 1
+    assert np.all(np.abs(y - exact) <= 6e-8 * np.maximum(np.abs(x), 1) + np.spacing(np.abs(exact).astype(np.float32)))
+    assert np.all(cdf[x < -6] == 0) and np.all(cdf[x > 6] == 1)
+    y, cdf = gelu.forward(np.array([np.nan, np.inf, -np.inf], np.float32))
+    assert np.isnan(y[0]) and np.isnan(cdf[0]) and y[1] == np.inf and cdf[1] == 1 and cdf[2] == 0
