@@ -548,17 +548,19 @@ def test_im2col_column_split_matches_torch(dtype, relu, k, monkeypatch):
     (2, (2, 16, 7, 7), 64, (3, 2), 2, 1, (1, 2)),  # strided, dilated, a non-square kernel
     (1, (1, 8, 30), 40, 5, 1, 2, 1),
     (3, (1, 4, 3, 4, 5), 80, 3, 1, 1, 1),
+    (2, (1, 40, 12, 12), 16, 3, 1, 1, 1),      # one image, more outputs than channels
+    (2, (3, 64, 2, 3), 48, 3, 1, 1, 1),        # three images, 18 outputs < 48 channels
 ])
 def test_few_outputs_path_matches_torch(dtype, dims, x_shape, k, kernel, stride, padding, dilation, monkeypatch):
     """Fewer output positions than output channels (one image through a wide layer): im2col's columns
-    in the weight's own (C, *F) order, no weight transpose (kernels/im2col.correlate_few); the
-    backward pass then builds the weight matrix itself."""
+    in the weight's own (C, *F) order, no weight transpose (kernels/im2col.correlate_channels_first);
+    the backward pass then builds the weight matrix and the channels-last padded input itself."""
     torch = pytest.importorskip("torch")
     from convlens.kernels import im2col
 
     used = []
-    real = im2col.correlate_few
-    monkeypatch.setattr(im2col, "correlate_few", lambda *a, **kw: used.append(1) or real(*a, **kw))
+    real = im2col.correlate_channels_first
+    monkeypatch.setattr(im2col, "correlate_channels_first", lambda *a, **kw: used.append(1) or real(*a, **kw))
     rng = np.random.default_rng(15)
     ks = (kernel,) * dims if isinstance(kernel, int) else kernel
     x = rng.standard_normal(x_shape).astype(dtype)
@@ -607,3 +609,24 @@ def test_winograd_compiled_transforms_match_numpy(n, h, w, c, dtype, monkeypatch
         results[compiled] = v, y, dm
     for ours, ref in zip(results[True], results[False]):
         np.testing.assert_allclose(ours, ref, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_channels_first_forward_pads_and_fuses_relu_like_torch(mode):
+    """One image through a Conv2d + ReLU (fused by Sequential) with a non-zero padding mode: the
+    channels-first forward pads x itself, and the backward rebuilds the channels-last padded input."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(18)
+    x = rng.standard_normal((1, 40, 9, 8))
+    layer = cl.nn.Conv2d(40, 56, 3, padding=2, padding_mode=mode).double()
+    net = cl.nn.Sequential(layer, cl.nn.ReLU())
+    t = torch.nn.Conv2d(40, 56, 3, padding=2, padding_mode=mode).double()
+    with torch.no_grad():
+        t.weight.copy_(torch.tensor(layer.weight.detach().numpy())), t.bias.copy_(torch.tensor(layer.bias.detach().numpy()))
+    X, tx = cl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = net(X), torch.relu(t(tx))
+    g = rng.standard_normal(y.shape)
+    y.backward(cl.tensor(g))
+    ty.backward(torch.tensor(g))
+    for ours, theirs in [(y, ty), (X.grad, tx.grad), (layer.weight.grad, t.weight.grad), (layer.bias.grad, t.bias.grad)]:
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-10)

@@ -119,11 +119,13 @@ class ConvNd(Function):
         if ctx.polyphase is not None:  # strided, few channels: the direct tiles on the input's phases
             y, ctx.polyphase_state = polyphase.forward(x, w, b, pads, padding_mode, relu, ctx.polyphase)
             return y
+        if algo == "im2col" and im2col.few_outputs(x.shape[0], x.shape[0] * math.prod(out_size), w.shape[0], groups):
+            xpc = pad_array(x, {2 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
+            y = im2col.correlate_channels_first(xpc, np.ascontiguousarray(w), out_size, kernel, stride, dilation,
+                                                bias=b, relu=relu)
+            ctx.save_for_backward(x, w, None, channels_last(y) if relu else None)  # backward pads x itself
+            return y
         xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
-        if algo == "im2col" and im2col.few_outputs(x.shape[0] * math.prod(out_size), w.shape[0], groups):
-            y = im2col.correlate_few(xp, np.ascontiguousarray(w), out_size, kernel, stride, dilation, bias=b, relu=relu)
-            ctx.save_for_backward(xp, w, None, y if relu else None)  # the weight matrix, if needed, in backward
-            return channels_first(y)
         wmat = weight_matrix(w, groups)
         if algo == "winograd":
             y = winograd.correlate_3x3(xp, wmat, out_size, im2col.batch_chunks, bias=b, relu=relu)  # (N, *O, K)
@@ -150,7 +152,9 @@ class ConvNd(Function):
             return polyphase.backward(grad, ctx.polyphase_state, x_shape, pads, padding_mode, ctx.needs_input_grad,
                                       ctx.polyphase)
         xp, w, wmat, y = ctx.saved_tensors
-        wmat = weight_matrix(w, groups) if wmat is None else wmat
+        if wmat is None:  # the channels-first forward (im2col.correlate_channels_first) kept x and w only
+            xp = pad_array(channels_last(xp), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
+            wmat = weight_matrix(w, groups)
         k = grad.shape[1]
         if y is not None:  # fused ReLU: d max(z, 0)/dz = [z > 0] = [y > 0]
             gl = _relu_grad(channels_last(grad), y)
