@@ -102,31 +102,45 @@ def _output_transform(m: np.ndarray, n: int, th: int, tw: int, out: np.ndarray) 
         np.subtract(s[1] - s[2], s[3], out=out[:, r::2, 1::2])
 
 
-def correlate_3x3(xp: np.ndarray, wmat: np.ndarray, out_size, chunks, bias=None, relu: bool = False):
-    """Stride-1 3×3 correlation of channels-last padded `xp` (N, Hp, Wp, C) → (N, Ho, Wo, K)."""
-    n, hp, wp, c = xp.shape
+def _placed(a: np.ndarray, lo: int, hi: int, h: int, w: int, top: int = 0, left: int = 0) -> np.ndarray:
+    """Images [lo, hi) of channels-last `a` (N, Ha, Wa, C) at (top, left) in zeros of (hi − lo, h, w, C),
+    cut to fit: a chunk grown to whole tiles (odd sizes), or dY padded for the input gradient. Done per
+    chunk, so that no whole-batch copy is made (case D's 256-channel layers at batch 512: 130-170 MB
+    each)."""
+    if (top, left) == (0, 0) and a.shape[1:3] == (h, w):
+        return a[lo:hi]
+    out = np.zeros((hi - lo, h, w, a.shape[-1]), dtype=a.dtype)
+    hh, ww = min(a.shape[1], h - top), min(a.shape[2], w - left)
+    out[:, top:top + hh, left:left + ww] = a[lo:hi, :hh, :ww]
+    return out
+
+
+def correlate_3x3(xp: np.ndarray, wmat: np.ndarray, out_size, chunks, bias=None, relu: bool = False,
+                  top_left=(0, 0)):
+    """Stride-1 3×3 correlation of channels-last padded `xp` (N, Hp, Wp, C) → (N, Ho, Wo, K); with
+    `top_left`, of `xp` placed at that offset in zeros (the input gradient's padded dY)."""
+    n, c = xp.shape[0], xp.shape[-1]
     ho, wo = out_size
     th, tw = -(-ho // 2), -(-wo // 2)
-    if (2 * th + 2, 2 * tw + 2) != (hp, wp):  # odd output sizes: extend with zeros to whole tiles
-        grown = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=xp.dtype)
-        grown[:, :hp, :wp] = xp
-        xp = grown
     u = kernel_transform(wmat)  # (16, C, K)
     k = u.shape[-1]
-    full = np.empty((n, 2 * th, 2 * tw, k), dtype=xp.dtype)
+    out = np.empty((n, ho, wo, k), dtype=xp.dtype)
+    whole = (2 * th, 2 * tw) == (ho, wo)
 
     def work(lo, hi):
         v = np.empty((16, (hi - lo) * th * tw, c), dtype=xp.dtype)
-        _input_transform(xp[lo:hi], th, tw, v)
-        _output_transform(np.matmul(v, u), hi - lo, th, tw, full[lo:hi])  # 16 GEMMs (tiles × C)(C × K)
-        dest = full[lo:hi]
+        _input_transform(_placed(xp, lo, hi, 2 * th + 2, 2 * tw + 2, *top_left), th, tw, v)
+        dest = out[lo:hi] if whole else np.empty((hi - lo, 2 * th, 2 * tw, k), dtype=xp.dtype)
+        _output_transform(np.matmul(v, u), hi - lo, th, tw, dest)  # 16 GEMMs (tiles × C)(C × K)
         if bias is not None:
             dest += bias
         if relu:
             np.maximum(dest, 0, out=dest)
+        if not whole:
+            out[lo:hi] = dest[:, :ho, :wo]
 
     parallel.run(work, chunks(n, th * tw * 16 * (c + k) * xp.itemsize))
-    return full if (2 * th, 2 * tw) == (ho, wo) else np.ascontiguousarray(full[:, :ho, :wo])
+    return out
 
 
 def input_grad_applies(pads, padding_mode: str) -> bool:
@@ -144,23 +158,11 @@ def input_grad(gl: np.ndarray, wmat: np.ndarray, x_shape, pads, chunks) -> np.nd
     the correlation of dY, zero-padded by (2 − p_before, 2 − p_after), with the kernel turned by 180°
     and its channels swapped, w'[c, k, t'] = w[k, c, 2 − t']. (The im2col path's d cols GEMM plus
     col2im scatter does 2.25× the products.)"""
-    (p0, p1), (q0, q1) = pads
-    n, ho, wo, k = gl.shape
-    dyp = np.zeros((n, ho + 4 - p0 - p1, wo + 4 - q0 - q1, k), dtype=gl.dtype)
-    dyp[:, 2 - p0:2 - p0 + ho, 2 - q0:2 - q0 + wo] = gl
-    c = x_shape[1]
+    (p0, _), (q0, _) = pads
+    k, c = gl.shape[-1], x_shape[1]
     taps = wmat[0].reshape(3, 3, c, k)[::-1, ::-1]  # rows of wmat: (kh, kw, C) → turned by 180°
     turned = np.ascontiguousarray(taps.transpose(0, 1, 3, 2)).reshape(1, 9 * k, c)  # rows (kh, kw, K), columns C
-    return correlate_3x3(dyp, turned, tuple(x_shape[2:]), chunks)
-
-
-def _whole_tiles(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    """`a` (N, ≤h, ≤w, C) extended with zeros to (N, h, w, C) (odd sizes: whole tiles)."""
-    if a.shape[1:3] == (h, w):
-        return a
-    grown = np.zeros((a.shape[0], h, w, a.shape[-1]), dtype=a.dtype)
-    grown[:, :a.shape[1], :a.shape[2]] = a
-    return grown
+    return correlate_3x3(gl, turned, tuple(x_shape[2:]), chunks, top_left=(2 - p0, 2 - q0))  # dY padded per chunk
 
 
 def _output_transform_adjoint(g: np.ndarray, th: int, tw: int, out: np.ndarray) -> None:
@@ -200,14 +202,12 @@ def weight_grad(gl: np.ndarray, xp: np.ndarray, wshape, chunks) -> np.ndarray:
     n, ho, wo, k = gl.shape
     c = xp.shape[-1]
     th, tw = -(-ho // 2), -(-wo // 2)
-    xp = _whole_tiles(xp, 2 * th + 2, 2 * tw + 2)
-    gl = _whole_tiles(gl, 2 * th, 2 * tw)
 
     def work(lo, hi):  # this chunk's share of dU
         v = np.empty((16, (hi - lo) * th * tw, c), dtype=xp.dtype)
-        _input_transform(xp[lo:hi], th, tw, v)
+        _input_transform(_placed(xp, lo, hi, 2 * th + 2, 2 * tw + 2), th, tw, v)
         dm = np.empty((16, (hi - lo) * th * tw, k), dtype=xp.dtype)
-        _output_transform_adjoint(gl[lo:hi], th, tw, dm)
+        _output_transform_adjoint(_placed(gl, lo, hi, 2 * th, 2 * tw), th, tw, dm)
         return np.matmul(v.transpose(0, 2, 1), dm)  # (16, C, K)
 
     du = sum(parallel.run(work, chunks(n, th * tw * 16 * (c + k) * xp.itemsize))).reshape(4, 4, c, k)
