@@ -495,7 +495,7 @@ def main(argv=None) -> int:
           f"blocks (~{args.seconds} s each), interleaved convlens/PyTorch, each side in its own process, PyTorch "
           f"{'with' if args.same_allocator else 'without'} convlens's malloc settings; ratio = img/s convlens / PyTorch; CPU ratio = "
           f"process CPU seconds per step PyTorch / convlens (the fair one on a loaded machine at --threads 1)\n")
-    header = (f"{'case':<22}{'batch':>6}{'convlens img/s':>22}{'PyTorch img/s':>22}{'ratio':>7}{'GFLOP/s':>9}"
+    header = (f"{'case':<22}{'batch':>6}{'convlens img/s':>24}{'PyTorch img/s':>24}{'ratio':>7}{'GFLOP/s':>9}"
               f"{'of peak':>9}{'CPU ratio':>10}")
     print(header)
     print("-" * len(header))
@@ -505,7 +505,7 @@ def main(argv=None) -> int:
         ours, theirs = statistics.median(a), statistics.median(b)
         gflops = ours * 3 * flops / 1e9
         ra, rb = f"{ours:,.0f} [{min(a):,.0f}-{max(a):,.0f}]", f"{theirs:,.0f} [{min(b):,.0f}-{max(b):,.0f}]"
-        print(f"{label:<22}{case.batch:>6}{ra:>22}{rb:>22}{ours / theirs:>7.2f}{gflops:>9.1f}{gflops / peak:>9.1%}"
+        print(f"{label:<22}{case.batch:>6}{ra:>24}{rb:>24}{ours / theirs:>7.2f}{gflops:>9.1f}{gflops / peak:>9.1%}"
               f"{cpu_ratio:>10.2f}", flush=True)
         return ours / theirs
 

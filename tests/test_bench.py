@@ -38,3 +38,9 @@ def test_run_case_times_both_sides_in_their_own_processes():
     a, b, flops, cpu_ratio = bench.run_case(case, repeats=2, min_seconds=0.01, threads=1)
     assert len(a) == len(b) == 2 and min(a) > 0 and min(b) > 0
     assert flops == bench.forward_flops(bench.build_convlens(case), case.input_shape) and cpu_ratio > 0
+
+
+def test_latency_times_each_side_in_its_own_process():
+    """Single-image latency runs like training: one worker process per side, blocks interleaved."""
+    ours, theirs = bench.latency(bench.CASES[0], threads=1, blocks=2, calls=3)
+    assert 0 < ours < 1000 and 0 < theirs < 1000  # milliseconds
