@@ -301,28 +301,23 @@ interleave = _two_shuffles("interleave", [i // 2 + (i % 2) * LANES for i in rang
                            "(lo, hi): a[0] b[0] a[1] b[1] … as two vectors (the inverse of `deinterleave`).")
 
 
-@intrinsic
-def add(typingctx, a, b):
-    """a + b per lane."""
-    if not _is_vector(a, b):
-        return None
+def _lanewise(name: str, op: str, doc: str):
+    """An intrinsic (a, b) → a `op` b per lane, for two vectors of one type."""
+    def fn(typingctx, a, b):
+        if not _is_vector(a, b):
+            return None
 
-    def codegen(context, builder, sig, args):
-        return builder.fadd(args[0], args[1])
+        def codegen(context, builder, sig, args):
+            return getattr(builder, op)(args[0], args[1])
 
-    return a(a, b), codegen
+        return a(a, b), codegen
+
+    fn.__name__, fn.__doc__ = name, doc
+    return intrinsic(fn)
 
 
-@intrinsic
-def sub(typingctx, a, b):
-    """a − b per lane."""
-    if not _is_vector(a, b):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fsub(args[0], args[1])
-
-    return a(a, b), codegen
+add = _lanewise("add", "fadd", "a + b per lane.")
+sub = _lanewise("sub", "fsub", "a − b per lane.")
 
 
 # `+` and `−` between vectors, so that one jitted formula serves vectors and scalars alike

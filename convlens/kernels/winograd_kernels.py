@@ -63,6 +63,15 @@ def _sput(a, i, v):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always", **_JIT)
+def _put4(a, q, plane, v, put):  # pragma: no cover - compiled
+    """The four values of v to a[q], a[q + plane], a[q + 2·plane], a[q + 3·plane]."""
+    put(a, q, v[0])
+    put(a, q + plane, v[1])
+    put(a, q + 2 * plane, v[2])
+    put(a, q + 3 * plane, v[3])
+
+
+@numba.njit(inline="always", **_JIT)
 def _input_tile(xf, b, row, col, vf, p, plane, get, put):  # pragma: no cover - compiled
     e0 = _bt(get(xf, b), get(xf, b + row), get(xf, b + 2 * row), get(xf, b + 3 * row))
     b += col
@@ -72,12 +81,7 @@ def _input_tile(xf, b, row, col, vf, p, plane, get, put):  # pragma: no cover - 
     b += col
     e3 = _bt(get(xf, b), get(xf, b + row), get(xf, b + 2 * row), get(xf, b + 3 * row))
     for xi in range(4):  # row ξ of Bᵀ d, then B along it
-        v = _bt(e0[xi], e1[xi], e2[xi], e3[xi])
-        q = p + 4 * xi * plane
-        put(vf, q, v[0])
-        put(vf, q + plane, v[1])
-        put(vf, q + 2 * plane, v[2])
-        put(vf, q + 3 * plane, v[3])
+        _put4(vf, p + 4 * xi * plane, plane, _bt(e0[xi], e1[xi], e2[xi], e3[xi]), put)
 
 
 @numba.njit(**_JIT)
@@ -97,7 +101,7 @@ def input_transform(xf, hp, wp, c, th, tw, vf, lo, hi):  # pragma: no cover - co
 
 
 @numba.njit(inline="always", **_JIT)
-def _output_tile(mf, p, plane, yf, b, row, col, get, put):  # pragma: no cover - compiled
+def _output_tile(mf, yf, p, plane, b, row, col, get, put):  # pragma: no cover - compiled
     f0 = _at(get(mf, p), get(mf, p + 4 * plane), get(mf, p + 8 * plane), get(mf, p + 12 * plane))  # Aᵀ down
     p += plane                                                                                   # column ν …
     f1 = _at(get(mf, p), get(mf, p + 4 * plane), get(mf, p + 8 * plane), get(mf, p + 12 * plane))
@@ -111,9 +115,18 @@ def _output_tile(mf, p, plane, yf, b, row, col, get, put):  # pragma: no cover -
         put(yf, b + r * row + col, y[1])
 
 
-@numba.njit(**_JIT)
-def output_transform(mf, k, th, tw, yf, lo, hi):  # pragma: no cover - compiled
-    """mf (16, T, K) → images [lo, hi) of yf (N, 2th, 2tw, K)."""
+@numba.njit(inline="always", **_JIT)
+def _adjoint_tile(mf, gf, p, plane, b, row, col, get, put):  # pragma: no cover - compiled
+    h0 = _a(get(gf, b), get(gf, b + row))  # A down column 0 of the 2×2 dY …
+    h1 = _a(get(gf, b + col), get(gf, b + row + col))
+    for xi in range(4):  # … then along each row of the result
+        _put4(mf, p + 4 * xi * plane, plane, _a(h0[xi], h1[xi]), put)
+
+
+@numba.njit(inline="always", **_JIT)
+def _each_output_tile(mf, yf, k, th, tw, lo, hi, tile):  # pragma: no cover - compiled
+    """tile(mf, yf, p, plane, b, row, col, get, put) for every 2×2 output tile of images [lo, hi) of yf
+    (N, 2th, 2tw, K) and its 16 values at p in mf (16, T, K): vectors of channels, then the tail."""
     plane = (hi - lo) * th * tw * k
     vec_end = k - k % LANES
     for n in range(lo, hi):
@@ -122,35 +135,18 @@ def output_transform(mf, k, th, tw, yf, lo, hi):  # pragma: no cover - compiled
                 p = (((n - lo) * th + i) * tw + j) * k
                 b = ((n * 2 * th + 2 * i) * 2 * tw + 2 * j) * k
                 for ch in range(0, vec_end, LANES):
-                    _output_tile(mf, p + ch, plane, yf, b + ch, 2 * tw * k, k, _vget, _vput)
+                    tile(mf, yf, p + ch, plane, b + ch, 2 * tw * k, k, _vget, _vput)
                 for ch in range(vec_end, k):
-                    _output_tile(mf, p + ch, plane, yf, b + ch, 2 * tw * k, k, _sget, _sput)
+                    tile(mf, yf, p + ch, plane, b + ch, 2 * tw * k, k, _sget, _sput)
 
 
-@numba.njit(inline="always", **_JIT)
-def _adjoint_tile(gf, b, row, col, mf, p, plane, get, put):  # pragma: no cover - compiled
-    h0 = _a(get(gf, b), get(gf, b + row))  # A down column 0 of the 2×2 dY …
-    h1 = _a(get(gf, b + col), get(gf, b + row + col))
-    for xi in range(4):  # … then along each row of the result
-        m = _a(h0[xi], h1[xi])
-        q = p + 4 * xi * plane
-        put(mf, q, m[0])
-        put(mf, q + plane, m[1])
-        put(mf, q + 2 * plane, m[2])
-        put(mf, q + 3 * plane, m[3])
+@numba.njit(**_JIT)
+def output_transform(mf, k, th, tw, yf, lo, hi):  # pragma: no cover - compiled
+    """mf (16, T, K) → images [lo, hi) of yf (N, 2th, 2tw, K)."""
+    _each_output_tile(mf, yf, k, th, tw, lo, hi, _output_tile)
 
 
 @numba.njit(**_JIT)
 def output_adjoint(gf, k, th, tw, mf, lo, hi):  # pragma: no cover - compiled
     """Images [lo, hi) of gf (N, 2th, 2tw, K) → mf (16, T, K)."""
-    plane = (hi - lo) * th * tw * k
-    vec_end = k - k % LANES
-    for n in range(lo, hi):
-        for i in range(th):
-            for j in range(tw):
-                b = ((n * 2 * th + 2 * i) * 2 * tw + 2 * j) * k
-                p = (((n - lo) * th + i) * tw + j) * k
-                for ch in range(0, vec_end, LANES):
-                    _adjoint_tile(gf, b + ch, 2 * tw * k, k, mf, p + ch, plane, _vget, _vput)
-                for ch in range(vec_end, k):
-                    _adjoint_tile(gf, b + ch, 2 * tw * k, k, mf, p + ch, plane, _sget, _sput)
+    _each_output_tile(mf, gf, k, th, tw, lo, hi, _adjoint_tile)
