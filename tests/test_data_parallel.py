@@ -28,6 +28,7 @@ def _grads(model):
 def test_slices_give_the_whole_batch_gradient(monkeypatch, slices):
     monkeypatch.setattr(data_parallel, "MIN_SLICE_VALUES", 1)
     monkeypatch.setattr(data_parallel, "MIN_SLICE_IMAGES", 1)
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_FLOPS", 1)
     net = _net().to(np.float64)
     x, y = _batch()
     loss = F.cross_entropy(net(x), y)
@@ -64,6 +65,7 @@ def test_small_batches_and_batch_coupled_models_run_in_one_pass():
 def test_a_hook_added_after_construction_sees_every_image(monkeypatch):
     monkeypatch.setattr(data_parallel, "MIN_SLICE_VALUES", 1)
     monkeypatch.setattr(data_parallel, "MIN_SLICE_IMAGES", 1)
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_FLOPS", 1)
     net = _net()
     step = SlicedStep(net, F.cross_entropy, slices=2)
     seen = []
@@ -75,9 +77,33 @@ def test_a_hook_added_after_construction_sees_every_image(monkeypatch):
 def test_an_error_in_a_slice_reaches_the_caller(monkeypatch):
     monkeypatch.setattr(data_parallel, "MIN_SLICE_VALUES", 1)
     monkeypatch.setattr(data_parallel, "MIN_SLICE_IMAGES", 1)
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_FLOPS", 1)
     net = _net()
     x, y = _batch(6, np.float32)
     bad = cl.tensor(np.array([0, 1, 2, 3, 4, 99]))  # a label out of range, in the second slice
     with pytest.raises(ValueError):
         SlicedStep(net, F.cross_entropy, slices=2)(x, bad)
     assert not getattr(parallel._local, "serial", False)  # the calling thread's pool is back to normal
+
+
+def test_slices_need_enough_forward_work(monkeypatch):
+    """Slicing needs MIN_SLICE_FLOPS of forward work per slice (conv and linear multiply-adds × 2,
+    counted once per input shape on one image): a small net trains in one pass, where the compiled
+    kernels split over the threads themselves."""
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_VALUES", 1)
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_IMAGES", 1)
+    net = _net()
+    x, y = _batch(8, np.float32)
+    step = SlicedStep(net, F.cross_entropy, slices=2)
+    calls = []
+    step.replicas[1].register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+    flops = step._image_flops(x)
+    assert flops == 2 * 3 * 9 * (4 * 8 * 8) + 2 * 64 * 5  # the conv's 4×8×8 outputs, the linear layer
+    assert step._flops == {(3, 8, 8): flops}
+    calls.clear()
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_FLOPS", 8 * flops // 2 + 1)  # just over half the batch's work
+    step(x, y)
+    assert calls == []  # one pass, on the model itself
+    monkeypatch.setattr(data_parallel, "MIN_SLICE_FLOPS", 8 * flops // 2)
+    step(x, y)
+    assert calls == [4]  # the second replica ran its half
