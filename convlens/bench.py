@@ -22,6 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from convlens.summary import forward_flops  # the cases' FLOPs (benchmarks/ import it from here too)
+
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -122,25 +124,6 @@ def build_torch(model, case: Case):
         state[key] = torch.from_numpy(np.array(ours[key])).to(value.dtype).reshape(value.shape)
     net.load_state_dict(state)
     return net
-
-
-def forward_flops(model, input_shape) -> int:
-    """Multiply-adds × 2 of one image's forward pass through the conv and linear layers."""
-    import numpy as np
-
-    import convlens
-
-    flops = 0
-    x = convlens.zeros((1, *input_shape))
-    with convlens.no_grad():
-        for m in model:  # a flat Sequential
-            x = m(x)
-            kind = type(m).__name__
-            if kind.startswith("Conv"):
-                flops += 2 * (m.in_channels // m.groups) * int(np.prod(m.kernel_size)) * x.numel()
-            elif kind == "Linear":
-                flops += 2 * m.in_features * m.out_features
-    return flops
 
 
 def matmul_peak(threads: int) -> float:

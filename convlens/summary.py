@@ -25,7 +25,7 @@ import types
 
 import numpy as np
 
-__all__ = ["summary", "summary_rows", "format_bytes"]
+__all__ = ["summary", "summary_rows", "format_bytes", "forward_flops"]
 
 _BYTES_PER_VALUE = 4  # float32
 
@@ -71,32 +71,63 @@ def _check_shape(input_shape) -> tuple[int, ...]:
     return shape
 
 
-def _traced_shapes(model, leaves, shape: tuple) -> dict | None:
-    """None for a Sequential (each layer takes the one before: their output_shape() gives the shapes);
-    for a model whose forward is its own code, every called leaf's output shape from one forward pass of
-    zeros (forward hooks, evaluation mode); leaves its forward never calls are left out."""
+def _hooked_pass(model, hooks, shape: tuple, dtype=np.float32) -> None:
+    """One forward pass of a zeros image of `shape` through `model` with `hooks` ((module, hook) pairs)
+    registered as forward hooks: evaluation mode (no batch-norm statistics updated, no dropout drawn),
+    no gradient recording; the hooks are removed and the model's mode restored afterwards."""
     from convlens.autograd import no_grad
     from convlens.tensor import Tensor
 
-    if type(model).__name__ == "Sequential" or not _children(model) or _has_own_output_shape(model):
-        return None
-    shapes, handles = {}, []
-    for qualified, module in leaves:
-        def record(m, inputs, output, key=qualified):
-            shapes[key] = tuple(int(v) for v in output.shape[1:])
-        handles.append(module.register_forward_hook(record))
+    handles = [module.register_forward_hook(hook) for module, hook in hooks]
     was_training = model.training
     model.eval()
     try:
         with no_grad():
-            model(Tensor._wrap(np.zeros((1, *shape), np.float32)))
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"summary: {type(model).__name__} cannot take an input of shape {shape}: {e}") from None
+            model(Tensor._wrap(np.zeros((1, *shape), dtype)))
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
+
+
+def _traced_shapes(model, leaves, shape: tuple) -> dict | None:
+    """None for a Sequential (each layer takes the one before: their output_shape() gives the shapes);
+    for a model whose forward is its own code, every called leaf's output shape from one forward pass of
+    zeros (forward hooks, evaluation mode); leaves its forward never calls are left out."""
+    if type(model).__name__ == "Sequential" or not _children(model) or _has_own_output_shape(model):
+        return None
+    shapes = {}
+
+    def record(key):
+        def hook(m, inputs, output):
+            shapes[key] = tuple(int(v) for v in output.shape[1:])
+        return hook
+
+    try:
+        _hooked_pass(model, [(module, record(qualified)) for qualified, module in leaves], shape)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"summary: {type(model).__name__} cannot take an input of shape {shape}: {e}") from None
     return shapes
+
+
+def forward_flops(model, input_shape) -> int:
+    """Multiply-adds × 2 of one input of `input_shape`'s forward pass through the conv and linear layers
+    (the work of a training step is about 3× this), counted by hooks on one pass of zeros in the model's
+    dtype (`_hooked_pass`: no statistics updated, no random numbers drawn). A conv layer does
+    C/groups·∏F multiply-adds per output value, a linear layer in_features."""
+    total = 0
+
+    def count(module, inputs, out):
+        nonlocal total
+        if type(module).__name__.startswith("Conv"):
+            total += 2 * (module.in_channels // module.groups) * math.prod(module.kernel_size) * out.numel()
+        elif type(module).__name__ == "Linear":
+            total += 2 * module.in_features * out.numel()
+
+    params = list(model.parameters())
+    leaves = [m for m in model.modules() if not _children(m)]
+    _hooked_pass(model, [(m, count) for m in leaves], tuple(input_shape), params[0].dtype if params else np.float32)
+    return total
 
 
 def summary_rows(model, input_shape) -> dict:
@@ -191,3 +222,4 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 summary.summary_rows = summary_rows  # the same, if `convlens.summary` resolved to this function first
 summary.format_bytes = format_bytes
+summary.forward_flops = forward_flops

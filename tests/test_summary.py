@@ -174,3 +174,22 @@ def test_summary_of_a_model_whose_forward_is_its_own_code_runs_it_for_the_shapes
     assert sum(r["params"] for r in rows) == sum(p.numel() for p in model.parameters())
     with pytest.raises(ValueError, match="summary: .* cannot take an input of shape"):
         summary_rows(model, (3, 48, 40))
+
+
+def test_forward_flops_counts_conv_and_linear_work_without_side_effects():
+    """convlens.summary.forward_flops: 2·C/groups·∏F per conv output value, 2·in_features per linear
+    output value, on one pass of zeros that leaves batch-norm statistics and the training mode as they were."""
+    import numpy as np
+
+    from convlens import nn
+    from convlens.summary import forward_flops
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Conv2d(4, 8, 3, groups=2), nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    net.train()
+    before = net[1].running_mean.numpy().copy(), int(net[1].num_batches_tracked.item())
+    flops = forward_flops(net, (3, 8, 8))
+    assert flops == 2 * 3 * 9 * (4 * 8 * 8) + 2 * 2 * 9 * (8 * 6 * 6) + 2 * 288 * 5
+    assert net.training and np.array_equal(net[1].running_mean.numpy(), before[0])
+    assert int(net[1].num_batches_tracked.item()) == before[1]
+    assert forward_flops(net.double(), (3, 8, 8)) == flops  # the pass runs in the model's dtype

@@ -70,31 +70,15 @@ class SlicedStep:
         self._flops: dict = {}  # forward work per image, by input shape
 
     def _image_flops(self, x: Tensor) -> int:
-        """Forward multiply-adds × 2 of one image of x's shape through the conv and linear layers,
-        counted once per input shape on a one-image pass (so the slice count stays a function of the
-        shapes: runs repeat and resume bit for bit)."""
+        """Forward multiply-adds × 2 of one image of x's shape (`summary.forward_flops`), counted once
+        per input shape on a replica (so the slice count stays a function of the shapes: runs repeat and
+        resume bit for bit, and the model's own hooks are never touched)."""
         key = tuple(x.shape[1:])
         if key not in self._flops:
-            from convlens.autograd import no_grad
+            from convlens.summary import forward_flops
 
-            total = [0]
-
-            def count(module, inputs, out):
-                kind = type(module).__name__
-                if kind.startswith("Conv") and hasattr(module, "kernel_size"):
-                    total[0] += 2 * (module.in_channels // module.groups) * math.prod(module.kernel_size) * out.numel()
-                elif kind == "Linear":
-                    total[0] += 2 * module.in_features * out.numel()
-
-            replica = self.replicas[-1]  # not the model itself: its hooks (none, see supported) stay untouched
-            handles = [m.register_forward_hook(count) for m in replica.modules()]
-            try:
-                with no_grad(), parallel.serial():
-                    replica(Tensor._wrap(x._data[:1]))
-            finally:
-                for h in handles:
-                    h.remove()
-            self._flops[key] = total[0]
+            with parallel.serial():
+                self._flops[key] = forward_flops(self.replicas[-1], key)
         return self._flops[key]
 
     @staticmethod
