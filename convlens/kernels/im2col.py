@@ -92,7 +92,7 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
         workspace.give(cols)
 
     chunks = batch_chunks(n, positions * rows * groups * xp.itemsize)
-    if len(chunks) < parallel.get_num_threads() and groups == 1 and n * positions * rows * k >= MIN_COLUMN_SPLIT:
+    if len(chunks) < parallel.get_num_threads() and groups == 1 and _gemm_threads(n * positions * rows * k) > 1:
         cols = im2col(xp, out_size, kernel, stride, dilation, groups)
         _split_columns(cols[0], wmat[0], out.reshape(-1, k), finish)
         workspace.give(cols)
@@ -101,18 +101,22 @@ def correlate(xp: np.ndarray, wmat: np.ndarray, out_size, kernel, stride, dilati
     return out
 
 
+def _gemm_threads(multiply_adds: int) -> int:
+    """Threads to split one GEMM of this size over by output channels (`MIN_COLUMN_SPLIT`)."""
+    return parallel.get_num_threads() if multiply_adds >= MIN_COLUMN_SPLIT else 1
+
+
 def _split_columns(cols, wm, dest, finish) -> None:
     """dest = cols · wm with the output channels (columns) split over the threads when the product is
     big enough (`MIN_COLUMN_SPLIT`): the batch is too small to give every thread a chunk."""
     m, rows = cols.shape
     k = wm.shape[1]
-    threads = parallel.get_num_threads() if m * rows * k >= MIN_COLUMN_SPLIT else 1
 
     def columns(lo, hi):  # Y[:, lo:hi] = cols · W[:, lo:hi]
         np.matmul(cols, wm[:, lo:hi], out=dest[:, lo:hi])
         finish(dest[:, lo:hi], slice(lo, hi))
 
-    parallel.run(columns, parallel.split(k, threads))
+    parallel.run(columns, parallel.split(k, _gemm_threads(m * rows * k)))
 
 
 def few_outputs(n: int, m: int, k: int, groups: int) -> bool:
@@ -147,7 +151,6 @@ def correlate_channels_first(xp: np.ndarray, w: np.ndarray, out_size, kernel, st
     np.copyto(cols.reshape(view.shape), view)
     wk = w.reshape(k, rows)
     out_t = np.empty((k, m), dtype=xp.dtype)  # Yᵀ
-    threads = parallel.get_num_threads() if m * rows * k >= MIN_COLUMN_SPLIT else 1
 
     def channels(lo, hi):  # Yᵀ[lo:hi] = W[lo:hi] · cols, then bias and ReLU while in cache
         dest = out_t[lo:hi]
@@ -157,7 +160,7 @@ def correlate_channels_first(xp: np.ndarray, w: np.ndarray, out_size, kernel, st
         if relu:
             np.maximum(dest, 0, out=dest)
 
-    parallel.run(channels, parallel.split(k, threads))
+    parallel.run(channels, parallel.split(k, _gemm_threads(m * rows * k)))
     workspace.give(cols)
     return np.moveaxis(out_t.reshape(k, n, *out_size), 0, 1)
 
