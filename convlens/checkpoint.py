@@ -291,7 +291,13 @@ def _split_optimizer(sd: dict) -> tuple[dict, dict]:
             else:
                 kept[name] = v
         scalars[str(int(idx))] = kept
-    return arrays, {"param_groups": sd["param_groups"], "state": scalars}
+    # other lists of arrays (Lookahead's slow buffers): "optim.<key>.<i>", their count in the JSON part
+    extra = {}
+    for key, values in sd.items():
+        if key not in ("state", "param_groups"):
+            extra[key] = len(values)
+            arrays.update({f"optim.{key}.{i}": np.asarray(v) for i, v in enumerate(values)})
+    return arrays, {"param_groups": sd["param_groups"], "state": scalars, **({"lists": extra} if extra else {})}
 
 
 def save_checkpoint(path, model, optimizer=None, scheduler=None, **info) -> Path:
@@ -399,7 +405,13 @@ def _join_optimizer(opt_meta, arrays) -> dict | None:
         if key.startswith(_OPTIM):
             idx, name = key[len(_OPTIM):].split(".", 1)
             state.setdefault(int(idx), {})[name] = value[()] if value.ndim == 0 else value
-    return {"state": state, "param_groups": opt_meta["param_groups"]}
+    lists = {}
+    for key, count in (opt_meta.get("lists") or {}).items():
+        missing = [i for i in range(int(count)) if f"optim.{key}.{i}" not in arrays]
+        if missing:
+            raise CheckpointError(f"checkpoint: optimizer list {key!r} lacks array(s) {missing}")
+        lists[key] = [arrays[f"optim.{key}.{i}"] for i in range(int(count))]
+    return {"state": state, "param_groups": opt_meta["param_groups"], **lists}
 
 
 def restore_optimizer(info: dict, optimizer=None, scheduler=None) -> None:

@@ -109,6 +109,47 @@ def test_lookahead_matches_its_definition_and_resumes():
         Lookahead(optim.SGD([p], lr=0.1), k=0)
 
 
+def test_lookahead_follows_batch_norm_statistics_as_airbench():
+    """airbench's Lookahead lerps every float tensor of the state dict, running statistics included."""
+    total, k = 12, 5
+    convlens.manual_seed(0)
+    ours = _net(convlens)
+    theirs = _net(torch).double()
+    _copy_weights(ours, theirs)
+    theirs.double()
+    buffers = [b for b in ours.buffers() if np.issubdtype(b._data.dtype, np.floating)]
+    for b in [*ours.parameters(), *buffers]:
+        b._data = b._data.astype(np.float64)
+    la = Lookahead(optim.SGD(ours.parameters(), lr=0.1, momentum=0.9), k=k, alpha=airbench_alpha(total),
+                   sync_at=total, buffers=buffers)
+    assert len(buffers) == 2
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    ema = {n: v.clone() for n, v in theirs.state_dict().items()}
+    rng = np.random.default_rng(1)
+    for t in range(1, total + 1):
+        x, y = rng.standard_normal((6, 2, 4, 4)), rng.integers(0, 4, 6)
+        la.zero_grad()
+        nn.functional.cross_entropy(ours(convlens.tensor(x)), convlens.tensor(y)).backward()
+        la.step()
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y)).backward()
+        topt.step()
+        if t % k == 0 or t == total:
+            decay = 1.0 if t == total else 0.95 ** 5 * (t / total) ** 3
+            with torch.no_grad():
+                for n, v in theirs.state_dict().items():
+                    if v.is_floating_point():
+                        ema[n].lerp_(v, 1 - decay)
+                        v.copy_(ema[n])
+    for n, v in theirs.state_dict().items():
+        if v.is_floating_point():
+            np.testing.assert_allclose(ours.state_dict()[n]._data, v.numpy(), rtol=1e-9, atol=1e-12, err_msg=n)
+    sd = la.state_dict()
+    assert len(sd["lookahead_buffers"]) == 2
+    with pytest.raises(ValueError, match="slow buffer"):
+        Lookahead(optim.SGD(ours.parameters(), lr=0.1), buffers=buffers[:1]).load_state_dict(sd)
+
+
 def test_alternating_flip_alternates_and_the_fast_path_agrees():
     raw = np.random.default_rng(0).integers(0, 256, (10, 1, 2, 3)).astype(np.uint8)
     x = raw.astype(np.float32) / 255
@@ -200,6 +241,7 @@ def test_cli_airbench_run_resumes_bit_exactly(tmp_path, monkeypatch):
     part, _, _ = read_checkpoint(tmp_path / "part" / "last.safetensors")
     assert any(k.endswith("whiten.eigenvectors") for k in full)
     assert any(k.endswith("lookahead_slow") for k in full)
+    assert any(k.startswith("optim.lookahead_buffers.") for k in full)  # the slow batch-norm statistics
     assert sorted(full) == sorted(part)
     for k in full:
         np.testing.assert_array_equal(full[k], part[k], err_msg=k)

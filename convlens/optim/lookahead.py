@@ -5,7 +5,9 @@ of the way towards them and the fast weights restart from there:
 
     φ ← φ + α (θ − φ)        θ ← φ
 
-φ starts as the parameters' values when Lookahead is built. With α = 1 it changes nothing; airbench
+φ starts as the parameters' values when Lookahead is built. ``buffers`` (e.g. batch-norm running
+statistics) are averaged the same way: airbench applies its Lookahead to every float tensor of the state
+dict, so that the statistics the evaluation uses belong to the slow weights, not to the last fast ones. With α = 1 it changes nothing; airbench
 uses α(t) = 1 − 0.95⁵ (t/T)³, so that the slow weights weigh more and more towards the end of training
 (`airbench_alpha`), and a last sync at step T (`sync_at`) that leaves the model on the slow weights.
 
@@ -45,9 +47,12 @@ class Lookahead(Optimizer):
         alpha: the slow weights' step, a number in [0, 1] or a function of the step count.
         sync_at: at exactly this step (e.g. the last one), put the model back on the slow weights
             (θ ← φ, φ unchanged), whatever ``k`` says.
+        buffers: other float tensors to follow in the same way (a model's batch-norm statistics:
+            ``[b for b in model.buffers() if b.is_floating_point()]``); their slow copies are in
+            ``state_dict()["lookahead_buffers"]``.
     """
 
-    def __init__(self, optimizer: Optimizer, k: int = 5, alpha=0.5, sync_at: int | None = None):
+    def __init__(self, optimizer: Optimizer, k: int = 5, alpha=0.5, sync_at: int | None = None, buffers=()):
         if not isinstance(optimizer, Optimizer) or isinstance(optimizer, Lookahead):
             raise TypeError(f"Lookahead: expected a convlens optimizer to wrap, got {type(optimizer).__name__}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -61,6 +66,11 @@ class Lookahead(Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p]["lookahead_slow"] = np.array(p._data, copy=True)
+        self.buffers = list(buffers)
+        for b in self.buffers:
+            if not np.issubdtype(b._data.dtype, np.floating):
+                raise TypeError(f"Lookahead: buffers must be float tensors, got one of dtype {b._data.dtype}")
+        self.slow_buffers = [np.array(b._data, copy=True) for b in self.buffers]
 
     # the wrapped optimizer's groups and state, seen through (load_state_dict replaces them there)
     @property
@@ -100,17 +110,32 @@ class Lookahead(Optimizer):
                     slow = self.state[p]["lookahead_slow"] = np.array(p._data, copy=True)
                 slow += alpha * (p._data - slow)  # φ ← φ + α (θ − φ)
                 p._data[...] = slow  # θ ← φ
+        for b, slow in zip(self.buffers, self.slow_buffers):
+            slow += alpha * (b._data - slow)
+            b._data[...] = slow
 
     def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
+        sd = self.optimizer.state_dict()
+        if self.buffers:
+            sd["lookahead_buffers"] = [slow.copy() for slow in self.slow_buffers]
+        return sd
 
     def load_state_dict(self, state_dict: dict) -> None:
+        saved = state_dict.get("lookahead_buffers") or []
+        if len(saved) != len(self.buffers):
+            raise ValueError(f"Lookahead.load_state_dict: the state holds {len(saved)} slow buffer(s), this "
+                             f"Lookahead follows {len(self.buffers)}")
+        for i, (b, v) in enumerate(zip(self.buffers, saved)):
+            if np.shape(v) != b._data.shape:
+                raise ValueError(f"Lookahead.load_state_dict: slow buffer {i} has shape {np.shape(v)}, expected "
+                                 f"{b._data.shape}")
         # Optimizer.load_state_dict converts the scalar state using the class's _scalar_state
         self.optimizer._scalar_state = self._scalar_state
         try:
-            self.optimizer.load_state_dict(state_dict)
+            self.optimizer.load_state_dict({k: v for k, v in state_dict.items() if k != "lookahead_buffers"})
         finally:
             self.optimizer._scalar_state = type(self.optimizer)._scalar_state
+        self.slow_buffers = [np.array(v, dtype=b._data.dtype, copy=True) for b, v in zip(self.buffers, saved)]
 
     def __repr__(self) -> str:
         return f"Lookahead(k={self.k}, alpha={self.alpha!r}, optimizer={self.optimizer!r})"

@@ -185,9 +185,14 @@ class Recipe:
         may be the model itself: then its parameters are grouped by `convlens.train.parts.param_groups`
         (bias_lr_scale, decoupled_weight_decay; frozen parameters left out); with `lookahead` the
         optimizer is wrapped in `convlens.optim.Lookahead` (its α schedule is set by make_scheduler)."""
+        import numpy as np
+
         from convlens.nn.modules.module import Module
 
         grouped = self.bias_lr_scale != 1 or self.decoupled_weight_decay or self.whiten_bias_epochs is not None
+        buffers = []
+        if isinstance(params, Module):  # Lookahead follows the float buffers too (batch-norm statistics)
+            buffers = [b for b in params.buffers() if np.issubdtype(b._data.dtype, np.floating)]
         if isinstance(params, Module) and not grouped:  # one group, as before these options existed
             params = params.parameters()
         if isinstance(params, Module):
@@ -200,7 +205,7 @@ class Recipe:
         if self.lookahead:
             from convlens.optim.lookahead import Lookahead
 
-            opt = Lookahead(opt, k=self.lookahead)
+            opt = Lookahead(opt, k=self.lookahead, buffers=buffers)
         return opt
 
     def _make_optimizer(self, params, weight_decay):
