@@ -235,12 +235,28 @@ def test_cross_entropy_and_nll_against_torch(input_shape, config):
     out = F.cross_entropy(x, target, **config)
     tout = TF.cross_entropy(tx, torch.tensor(target), **tconfig)
     assert_same(out, tout, [x], [tx])
-    gradcheck(lambda a: F.cross_entropy(a, target, **config), [pair(*input_shape)[0]])
+    every_target_ignored = not np.isfinite(out._data).all()  # a mean over nothing: NaN, gradient 0 (torch's)
+    if not every_target_ignored:
+        gradcheck(lambda a: F.cross_entropy(a, target, **config), [pair(*input_shape)[0]])
     config.pop("label_smoothing", None)
     tconfig.pop("label_smoothing", None)
     lp, tlp = pair(*input_shape)
     assert_same(F.nll_loss(lp, target, **config), TF.nll_loss(tlp, torch.tensor(target), **tconfig), [lp], [tlp])
-    gradcheck(lambda a: F.nll_loss(a, target, **config), [pair(*input_shape)[0]])
+    if not every_target_ignored:
+        gradcheck(lambda a: F.nll_loss(a, target, **config), [pair(*input_shape)[0]])
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
+def test_mean_loss_with_every_target_ignored_is_nan_with_zero_gradient_as_torch(fn):
+    x, tx = pair(3, 4)
+    target = np.array([1, 1, 1])
+    out = getattr(F, fn)(x, target, ignore_index=1)
+    tout = getattr(TF, fn)(tx, torch.tensor(target), ignore_index=1)
+    assert np.isnan(out.item()) and np.isnan(tout.item())
+    out.backward()
+    tout.backward()
+    np.testing.assert_array_equal(x.grad._data, tx.grad.numpy())
+    np.testing.assert_array_equal(x.grad._data, 0.0)
 
 
 @pytest.mark.parametrize("config", [dict(), dict(label_smoothing=0.2), dict(reduction="none"),

@@ -22,6 +22,9 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mo
 
     ``padding`` may be a pair ``(before, after)`` per axis for asymmetric padding.
     """
+    if type(size) is int and type(padding) is int and not ceil_mode:  # the common case, without the ABC checks
+        room = size + 2 * padding - dilation * (kernel_size - 1) - 1
+        return room // stride + 1 if room >= 0 else 0
     if not isinstance(size, numbers.Integral):
         sizes = tuple(size)
         n = len(sizes)

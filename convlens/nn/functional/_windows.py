@@ -7,6 +7,7 @@ slice. `AdaptiveBins`: the bins [⌊iL/O⌋, ⌈(i+1)L/O⌉) of adaptive pooling
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -59,8 +60,18 @@ class PoolWindow:
 
 
 def pool_window(where: str, shape, dims: int, kernel_size, stride, padding, dilation=1,
-            ceil_mode: bool = False) -> PoolWindow:
-    """Validate a window pooling's arguments for an input of `shape` (errors name `where`)."""
+                ceil_mode: bool = False) -> PoolWindow:
+    """Validate a window pooling's arguments for an input of `shape` (errors name `where`). The result
+    (a frozen PoolWindow) is remembered per argument set: a layer asks the same question on every
+    forward pass, and the checks cost more than a small pooling (LeNet-5, one image: 2 × 20 µs)."""
+    try:
+        return _pool_window_cached(where, tuple(shape), dims, kernel_size, stride, padding, dilation, ceil_mode)
+    except TypeError:  # an unhashable argument (a list): checked every time
+        return _pool_window(where, shape, dims, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _pool_window(where: str, shape, dims: int, kernel_size, stride, padding, dilation=1,
+                 ceil_mode: bool = False) -> PoolWindow:
     check_input(shape, dims, where)
     kernel = ntuple(kernel_size, dims, "kernel_size", where, minimum=1)
     if stride is None or (isinstance(stride, list | tuple) and len(stride) == 0):
@@ -81,6 +92,9 @@ def pool_window(where: str, shape, dims: int, kernel_size, stride, padding, dila
     extra = tuple(max(0, (o - 1) * s + d * (k - 1) + 1 - (n + 2 * p))
                   for o, s, d, k, n, p in zip(out, stride, dilation, kernel, spatial, padding))
     return PoolWindow(kernel, stride, padding, dilation, out, extra)
+
+
+_pool_window_cached = functools.lru_cache(maxsize=512)(_pool_window)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ def _grad_scale(grad: np.ndarray, reduction: str, denominator) -> np.ndarray:
     """The upstream gradient as a factor per sample, with a class axis (axis 1) to broadcast over."""
     if reduction == "none":
         return np.expand_dims(grad, 1)
+    if reduction == "mean" and not np.any(denominator):
+        # every target ignored (or of weight 0): the loss is 0/0 = NaN, but no sample contributes, so
+        # the gradient is 0 everywhere (as PyTorch's), not 0·NaN
+        return np.zeros_like(grad)
     return grad / denominator if reduction == "mean" else grad
 
 

@@ -53,8 +53,10 @@ class _PoolNd(Module):
         unbatched = input.ndim == self._dims + 1
         if unbatched:
             input = input.unsqueeze(0)
-        check_input(input.shape, self._dims, self._where)
-        self.output_shape(input.shape[1:])
+        if input.shape != getattr(self, "_checked_shape", None):  # the layer's own checks, once per shape
+            check_input(input.shape, self._dims, self._where)
+            self.output_shape(input.shape[1:])
+            self._checked_shape = input.shape
         out = self._pool(input)
         return out.squeeze(0) if unbatched else out
 
