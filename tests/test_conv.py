@@ -516,12 +516,15 @@ def test_winograd_starts_at_min_positions():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("k", [256, 255])  # an odd number of output channels: unequal column halves
-def test_im2col_column_split_matches_torch(dtype, relu, k, monkeypatch):
-    """Single-image inference on a wide layer splits the forward GEMM by output channels
-    (kernels/im2col.correlate, from MIN_COLUMN_SPLIT multiply-adds)."""
+@pytest.mark.parametrize("pool_split", [False, True])
+def test_im2col_column_split_matches_torch(dtype, relu, k, pool_split, monkeypatch):
+    """Single-image inference on a wide layer: one GEMM on BLAS's threads, or (CHANNELS_FIRST_POOL_SPLIT)
+    the output channels split over the pool from MIN_COLUMN_SPLIT multiply-adds
+    (kernels/im2col.correlate_channels_first)."""
     torch = pytest.importorskip("torch")
     from convlens.kernels import im2col
 
+    monkeypatch.setattr(im2col, "CHANNELS_FIRST_POOL_SPLIT", pool_split)
     calls = []
     real_split = im2col.parallel.split
     monkeypatch.setattr(im2col.parallel, "split", lambda n, parts: calls.append((n, parts)) or real_split(n, parts))
@@ -539,7 +542,7 @@ def test_im2col_column_split_matches_torch(dtype, relu, k, monkeypatch):
     tol = 1e-10 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(y.numpy(), t.numpy(), atol=tol * np.abs(t.numpy()).max())
     if cl.get_num_threads() > 1:
-        assert (k, cl.get_num_threads()) in calls, calls
+        assert ((k, cl.get_num_threads()) in calls) == pool_split, calls
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -195,3 +195,37 @@ def test_gelu_float32_rational_erf_is_within_an_ulp_of_the_exact_one():
     assert np.all(cdf[x < -6] == 0) and np.all(cdf[x > 6] == 1)
     y, cdf = gelu.forward(np.array([np.nan, np.inf, -np.inf], np.float32))
     assert np.isnan(y[0]) and np.isnan(cdf[0]) and y[1] == np.inf and cdf[1] == 1 and cdf[2] == 0
+
+
+@pytest.mark.parametrize("n", [1, 511, 512, 513, 300_001])  # the inner block's tail; one range and several
+def test_gelu_float32_backward_kernel_against_the_exact_formula(n):
+    """float32 GELU's backward is one compiled pass with its own exp (kernels/gelu.py): against
+    g·(Φ(x) + x·e^(−x²/2)/√(2π)) in float64 with the same Φ, over the clamp at z = −700 and the tails;
+    NaN stays NaN."""
+    import math
+
+    from convlens.kernels import gelu
+
+    x = np.linspace(-40, 40, n).astype(np.float32)
+    x[: min(n, 4)] = [0.0, -0.75179, 1e-30, 37.5][: min(n, 4)]
+    g = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    _, cdf = gelu.forward(x)
+    assert gelu.backward_applies(x, g, cdf)
+    dx = gelu.backward(x, g, cdf)
+    a = x.astype(np.float64)
+    exact = g * (cdf.astype(np.float64) + a * np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi))
+    assert dx.dtype == np.float32
+    np.testing.assert_allclose(dx, exact, rtol=2e-7, atol=1e-12)  # atol: the cancellation where Φ + xφ = 0
+    nan = gelu.backward(np.array([np.nan], np.float32), np.ones(1, np.float32), np.array([np.nan], np.float32))
+    assert np.isnan(nan[0])
+
+
+def test_gelu_backward_with_mixed_memory_orders_matches_torch():
+    """x channels-last, the incoming gradient contiguous: the NumPy formula serves (no flat pass)."""
+    rng = np.random.default_rng(9)
+    x = channels_last((rng.standard_normal((2, 3, 4, 5)) * 3).astype(np.float32))
+    g = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    xc, xt = cl.tensor(x, requires_grad=True), torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    F.gelu(xc).backward(cl.tensor(g))
+    TF.gelu(xt).backward(torch.tensor(g))
+    close(xc.grad.numpy(), xt.grad, np.float32)

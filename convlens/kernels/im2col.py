@@ -27,6 +27,11 @@ CHUNK_BYTES = 4 << 20
 # output channels instead, from this many multiply-adds: a pool hand-off costs ~0.1 ms, the products
 # ~0.5 ms at this size. D's 256 → 256 layer on 7×7 at batch 1: 2.5 → 1.4 ms.
 MIN_COLUMN_SPLIT = 16_000_000
+# `correlate_channels_first` (one image) leaves its single GEMM to BLAS's own threads instead of
+# splitting the output channels over the pool: on the Zen 5 development machine (2026-12-03) one
+# 256 × 2304 · 2304 × 49 product took 0.23 ms on OpenBLAS's two threads against 0.51 ms as two halves
+# on the pool (each half packs the whole column block).
+CHANNELS_FIRST_POOL_SPLIT = False
 
 
 def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
@@ -160,7 +165,10 @@ def correlate_channels_first(xp: np.ndarray, w: np.ndarray, out_size, kernel, st
         if relu:
             np.maximum(dest, 0, out=dest)
 
-    parallel.run(channels, parallel.split(k, _gemm_threads(m * rows * k)))
+    if CHANNELS_FIRST_POOL_SPLIT:
+        parallel.run(channels, parallel.split(k, _gemm_threads(m * rows * k)))
+    else:  # one GEMM on BLAS's own threads (outside the pool BLAS keeps them)
+        channels(0, k)
     workspace.give(cols)
     return np.moveaxis(out_t.reshape(k, n, *out_size), 0, 1)
 
