@@ -45,13 +45,12 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
     import torch.nn.functional as F
+    from airbench_epoch import torch_twin  # beside this script (a script's folder is on sys.path)
 
     import convlens
     from convlens import data, models
     from convlens.data.catalog import load
     from convlens.models.airbench import prepare_model
-
-    from airbench_epoch import torch_twin  # beside this script (a script's folder is on sys.path)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -91,7 +90,7 @@ def main(argv=None) -> int:
 
     def lookahead(decay: float) -> None:
         with torch.no_grad():
-            for (k, e), v in zip(ema.items(), net.state_dict().values()):
+            for e, v in zip(ema.values(), net.state_dict().values()):
                 if v.dtype == torch.float32:
                     e.lerp_(v, 1 - decay)
                     v.copy_(e)
