@@ -132,6 +132,15 @@ def test_block_max_pool_nan_wins_and_gradcheck():
     y = F.max_pool1d(cl.tensor(x), 4).numpy()
     yt = TF.max_pool1d(torch.tensor(x), 4).numpy()
     np.testing.assert_array_equal(np.isnan(y), np.isnan(yt))
+    for k in (2, 3):  # the constant-width (2, 4) and general rows, forward and backward, NaN among ties
+        x = np.round(np.random.default_rng(k).standard_normal((2, 3, 4, 6, 6 * k)) * 2) / 2
+        x[0, 1, 2, 3, 5] = x[1, 2, 0, 0, 0] = np.nan
+        xc, xt = cl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y, yt = F.max_pool3d(xc, (1, 2, k)), TF.max_pool3d(xt, (1, 2, k))
+        np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
+        y.sum().backward()
+        yt.sum().backward()
+        np.testing.assert_array_equal(xc.grad.numpy(), xt.grad.numpy())
     xs = cl.tensor(np.random.default_rng(0).permutation(60).reshape(1, 3, 4, 5).astype(np.float64), requires_grad=True)
     assert gradcheck(lambda a: F.max_pool2d(a, (2, 5)), [xs])
 

@@ -37,13 +37,13 @@ def applies(x: np.ndarray, window) -> bool:
 @numba.njit(nogil=True, inline="always")
 def _newer(v, m):
     """Whether value v replaces the running maximum m: larger, or the first NaN."""
-    return v > m or (v != v and m == m)
+    return (v > m) | ((v != v) & (m == m))  # bitwise: no branches (short-circuit "or" branched)
 
 
 @numba.njit(nogil=True, inline="always")
 def _is_max(v, m):
     """Whether cell value v is its block's maximum m (NaN for NaN)."""
-    return v == m or (v != v and m != m)
+    return (v == m) | ((v != v) & (m != m))
 
 
 # Channels-first: tap by tap over a row of outputs, the inner loop along the row (strided loads and
@@ -63,10 +63,19 @@ def _max_first(x, k1, k2, k3, out, lo, hi):  # pragma: no cover - compiled
                                 for o3 in range(best.shape[0]):
                                     best[o3] = row[o3 * k3]
                                 first = False
+                            elif k3 == 2:  # the common widths as constants: a constant stride vectorises
+                                _max_row(row, best, 2, t3)
+                            elif k3 == 4:
+                                _max_row(row, best, 4, t3)
                             else:
-                                for o3 in range(best.shape[0]):
-                                    v = row[o3 * k3 + t3]
-                                    best[o3] = v if _newer(v, best[o3]) else best[o3]
+                                _max_row(row, best, k3, t3)
+
+
+@numba.njit(nogil=True, inline="always")
+def _max_row(row, best, k3, t3):
+    for o3 in range(best.shape[0]):
+        v = row[o3 * k3 + t3]
+        best[o3] = v if _newer(v, best[o3]) else best[o3]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -84,13 +93,26 @@ def _backward_first(g, x, out, k1, k2, k3, dx, lo, hi):  # pragma: no cover - co
                     for t2 in range(k2):
                         row = x[b, o1 * k1 + t1, o2 * k2 + t2]
                         drow = dx[b, o1 * k1 + t1, o2 * k2 + t2]
-                        for o3 in range(best.shape[0]):  # a block's cells in this row are contiguous
-                            m, r = best[o3], rest[o3]
-                            for t3 in range(k3):
-                                hit = _is_max(row[o3 * k3 + t3], m)
-                                drow[o3 * k3 + t3] = r if hit else 0
-                                r = 0 if hit else r
-                            rest[o3] = r
+                        # the common widths as constants, so that the loop over a block's taps unrolls
+                        # (a runtime-length inner loop kept the row scalar: 1-D (2048, 1980) by 4, 19.6 → 3 ms)
+                        if k3 == 2:
+                            _backward_row(row, drow, best, rest, 2)
+                        elif k3 == 4:
+                            _backward_row(row, drow, best, rest, 4)
+                        else:
+                            _backward_row(row, drow, best, rest, k3)
+
+
+@numba.njit(nogil=True, inline="always")
+def _backward_row(row, drow, best, rest, k3):
+    for o3 in range(best.shape[0]):  # a block's cells in this row are contiguous
+        m, r = best[o3], rest[o3]
+        zero = r * 0
+        for t3 in range(k3):
+            hit = _is_max(row[o3 * k3 + t3], m)
+            drow[o3 * k3 + t3] = r if hit else zero
+            r = zero if hit else r
+        rest[o3] = r
 
 
 # Channels-last: the C channels of a cell are contiguous, the inner loop runs over them.
