@@ -230,10 +230,14 @@ def test_gelu_float32_backward_kernel_against_the_exact_formula(n):
 
 
 def test_gelu_backward_with_mixed_memory_orders_matches_torch():
-    """x channels-last, the incoming gradient contiguous: the NumPy formula serves (no flat pass)."""
+    """x channels-last, the incoming gradient contiguous: g is copied into x's order for the compiled pass."""
     rng = np.random.default_rng(9)
     x = channels_last((rng.standard_normal((2, 3, 4, 5)) * 3).astype(np.float32))
     g = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    y, cdf = gelu.forward(x)
+    assert not gelu.backward_applies(x, g, cdf) and gelu.backward_applies_after_copy(x, g, cdf)
+    dx = gelu.backward(x, g, cdf)
+    assert dx.strides == x.strides  # in x's memory order
     xc, xt = cl.tensor(x, requires_grad=True), torch.tensor(np.ascontiguousarray(x), requires_grad=True)
     F.gelu(xc).backward(cl.tensor(g))
     TF.gelu(xt).backward(torch.tensor(g))
