@@ -231,6 +231,8 @@ def test_gelu_float32_backward_kernel_against_the_exact_formula(n):
 
 def test_gelu_backward_with_mixed_memory_orders_matches_torch():
     """x channels-last, the incoming gradient contiguous: g is copied into x's order for the compiled pass."""
+    from convlens.kernels import gelu
+
     rng = np.random.default_rng(9)
     x = channels_last((rng.standard_normal((2, 3, 4, 5)) * 3).astype(np.float32))
     g = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
