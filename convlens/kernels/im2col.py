@@ -27,10 +27,13 @@ CHUNK_BYTES = 4 << 20
 # output channels instead, from this many multiply-adds: a pool hand-off costs ~0.1 ms, the products
 # ~0.5 ms at this size. D's 256 → 256 layer on 7×7 at batch 1: 2.5 → 1.4 ms.
 MIN_COLUMN_SPLIT = 16_000_000
-# `correlate_channels_first` (one image) leaves its single GEMM to BLAS's own threads instead of
-# splitting the output channels over the pool: on the Zen 5 development machine (2026-12-03) one
-# 256 × 2304 · 2304 × 49 product took 0.23 ms on OpenBLAS's two threads against 0.51 ms as two halves
-# on the pool (each half packs the whole column block).
+# `correlate_channels_first` (one image) runs its single GEMM as one BLAS call instead of splitting the
+# output channels over the pool. Inside a model BLAS is held to one thread (launch.hold_blas), and
+# there D's 256 × 2304 · 2304 × 49 product took 0.42 ms as one call against 0.51 ms as two halves on
+# the pool (each half packs the whole column block; Zen 5 machine, 2026-12-03). Letting BLAS have two
+# threads for just that call (0.65 against 0.89 ms alone, AVX2 machine, 2026-12-04) made D's whole
+# single-image pass slower, 10 → 16 ms: OpenBLAS's threads spin after the call and take the cores
+# from the OpenMP kernels that follow.
 CHANNELS_FIRST_POOL_SPLIT = False
 
 
@@ -167,7 +170,7 @@ def correlate_channels_first(xp: np.ndarray, w: np.ndarray, out_size, kernel, st
 
     if CHANNELS_FIRST_POOL_SPLIT:
         parallel.run(channels, parallel.split(k, _gemm_threads(m * rows * k)))
-    else:  # one GEMM on BLAS's own threads (outside the pool BLAS keeps them)
+    else:  # one BLAS call (see CHANNELS_FIRST_POOL_SPLIT)
         channels(0, k)
     workspace.give(cols)
     return np.moveaxis(out_t.reshape(k, n, *out_size), 0, 1)
