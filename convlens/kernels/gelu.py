@@ -136,15 +136,10 @@ def _backward_parts(x, g, cdf, dx, edges):  # pragma: no cover - compiled
 
 
 def backward_applies(x: np.ndarray, g: np.ndarray, cdf: np.ndarray) -> bool:
-    """float32 arrays of one shape and memory order, dense (float64 keeps NumPy's exp: gradient checks)."""
-    return x.dtype == np.float32 and elementwise.compiled_ok(x, g, cdf)
-
-
-def backward_applies_after_copy(x: np.ndarray, g: np.ndarray, cdf: np.ndarray) -> bool:
-    """float32 x and Φ(x) fit for the compiled pass and g of their shape in another memory order (the
-    gradient a channels-first layer hands back to a channels-last one): one copy of g into x's order
-    and the compiled pass cost less than NumPy's seven passes (D at batch 256, the first block's GELU:
-    22 → 18 ms a call, two threads)."""
+    """float32 x and Φ(x) dense in one memory order, g float32 of their shape (float64 keeps NumPy's exp:
+    gradient checks). g in another memory order (the gradient a channels-first layer hands back to a
+    channels-last one) is copied into x's first: the copy and the compiled pass cost less than NumPy's
+    seven passes (D at batch 256, the first block's GELU: 22 → 18 ms a call, two threads)."""
     return (x.dtype == np.float32 and g.dtype == np.float32 and g.shape == x.shape
             and elementwise.compiled_ok(x, cdf))
 
@@ -152,16 +147,12 @@ def backward_applies_after_copy(x: np.ndarray, g: np.ndarray, cdf: np.ndarray) -
 def backward(x: np.ndarray, g: np.ndarray, cdf: np.ndarray) -> np.ndarray:
     """dx = g·(Φ(x) + x·φ(x)) in one compiled pass, in x's memory order (see `backward_applies`; g in
     another memory order is copied into x's first)."""
-    if g.strides != x.strides:
-        g = _in_order_of(g, x)
+    if g.strides != x.strides:  # into x's memory order, so that one flat pass serves
+        g_in_order = elementwise.like(x)
+        np.copyto(g_in_order, g)
+        g = g_in_order
     dx = elementwise.like(x)
     flats = [a.ravel(order="K") for a in (x, g, cdf, dx)]
     parallel.run_compiled(_backward_parts, _backward, tuple(flats), parallel.compiled_ranges(x.size, 4 * x.nbytes))
     return dx
 
-
-def _in_order_of(g: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """g copied into x's memory order."""
-    out = elementwise.like(x)
-    np.copyto(out, g)
-    return out

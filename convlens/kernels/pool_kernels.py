@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numba
 
+from convlens.kernels.blockpool import newer
 from convlens.kernels.simd import (
     LANES,
     add,
@@ -49,18 +50,13 @@ def _argmax4(a, b, c, d):
     # selects, not branches: on random data the branches of `v > best or …` were mispredicted about
     # half the time (the tail of a 15 × 15 map, all of it for 7 outputs a row: 233 → 40 µs for 256 maps)
     best, at = a, 0
-    u = _newer(b, best)
+    u = newer(b, best)
     best, at = (b if u else best), (1 if u else at)
-    u = _newer(c, best)
+    u = newer(c, best)
     best, at = (c if u else best), (2 if u else at)
-    u = _newer(d, best)
+    u = newer(d, best)
     return (d if u else best), (3 if u else at)
 
-
-@numba.njit(nogil=True, inline="always")
-def _newer(v, m):
-    """Whether v replaces the running maximum m (larger, or the first NaN), without a branch."""
-    return (v > m) | ((v != v) & (m == m))
 
 
 @numba.njit(nogil=True, inline="always")

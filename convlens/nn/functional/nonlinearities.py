@@ -111,8 +111,7 @@ class GELU(Function):
             inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
             return grad * (0.5 * (1 + s) + 0.5 * a * (1 - s * s) * inner)
         # d(xΦ(x))/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π)
-        if gelu_kernels.backward_applies(a, grad, s) or gelu_kernels.backward_applies_after_copy(a, grad, s):
-            # the same formula, one compiled pass (kernels/gelu.py)
+        if gelu_kernels.backward_applies(a, grad, s):  # the same formula, one compiled pass (kernels/gelu.py)
             return gelu_kernels.backward(a, grad, s)
         return grad * (s + a * (_INV_SQRT_2PI * np.exp(-0.5 * a * a)))
 
