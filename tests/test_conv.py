@@ -516,15 +516,17 @@ def test_winograd_starts_at_min_positions():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("k", [256, 255])  # an odd number of output channels: unequal column halves
-@pytest.mark.parametrize("pool_split", [False, True])
-def test_im2col_column_split_matches_torch(dtype, relu, k, pool_split, monkeypatch):
-    """Single-image inference on a wide layer: one GEMM on BLAS's threads, or (CHANNELS_FIRST_POOL_SPLIT)
-    the output channels split over the pool from MIN_COLUMN_SPLIT multiply-adds
-    (kernels/im2col.correlate_channels_first)."""
+@pytest.mark.parametrize("openmp", [False, True])
+def test_im2col_column_split_matches_torch(dtype, relu, k, openmp, monkeypatch):
+    """Single-image inference on a wide layer (kernels/im2col.correlate_channels_first): the GEMM's
+    output channels split over the OpenMP threads, each part a one-thread BLAS call (kernels/blas.py),
+    or without OpenMP one np.matmul."""
     torch = pytest.importorskip("torch")
-    from convlens.kernels import im2col
+    from convlens.kernels import blas, im2col, launch
 
-    monkeypatch.setattr(im2col, "CHANNELS_FIRST_POOL_SPLIT", pool_split)
+    if openmp and not blas.available(dtype):
+        pytest.skip("NumPy's BLAS is not an ILP64 OpenBLAS, or numba has no OpenMP layer")
+    monkeypatch.setattr(launch, "_available", openmp)
     calls = []
     real_split = im2col.parallel.split
     monkeypatch.setattr(im2col.parallel, "split", lambda n, parts: calls.append((n, parts)) or real_split(n, parts))
@@ -532,7 +534,7 @@ def test_im2col_column_split_matches_torch(dtype, relu, k, pool_split, monkeypat
     x = rng.standard_normal((1, 256, 7, 7)).astype(dtype)
     w = rng.standard_normal((k, 256, 3, 3)).astype(dtype)
     b = rng.standard_normal(k).astype(dtype)
-    assert 49 * 9 * 256 * k >= im2col.MIN_COLUMN_SPLIT
+    assert 49 * 9 * 256 * k >= blas.MIN_SPLIT
     with cl.no_grad():
         y = cl.nn.functional.conv2d(cl.tensor(x), cl.tensor(w), cl.tensor(b), padding=1)
         if relu:
@@ -542,7 +544,7 @@ def test_im2col_column_split_matches_torch(dtype, relu, k, pool_split, monkeypat
     tol = 1e-10 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(y.numpy(), t.numpy(), atol=tol * np.abs(t.numpy()).max())
     if cl.get_num_threads() > 1:
-        assert ((k, cl.get_num_threads()) in calls) == pool_split, calls
+        assert ((k, cl.get_num_threads()) in calls) == openmp, calls  # split by rows: k > 49 positions
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -8,7 +8,7 @@ import pytest
 
 import convlens as cl
 from convlens import parallel
-from convlens.kernels import im2col, launch, winograd
+from convlens.kernels import launch, winograd
 from convlens.nn.functional import batch_norm, gelu, relu
 from convlens.nn.functional.conv import conv
 from convlens.nn.functional.pooling import avg_pool2d, max_pool2d
@@ -53,7 +53,6 @@ def test_split_ops_match_one_range(name, openmp, monkeypatch):
     monkeypatch.setattr(launch, "_available", openmp)
     monkeypatch.setattr(parallel, "MIN_BYTES", 0)  # split even small arrays over the threads
     monkeypatch.setattr(parallel, "MIN_BYTES_COMPILED", 0)
-    monkeypatch.setattr(im2col, "CHANNELS_FIRST_POOL_SPLIT", True)  # one image: the split under test
     fn, shapes = CASES[name]
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal(s) for s in shapes]  # float64: only the order of sums may differ

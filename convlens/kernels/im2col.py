@@ -13,11 +13,12 @@ that follows its copy) and run on convlens's thread pool; the blocks come from t
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convlens import parallel
-from convlens.kernels import col2im, workspace
+from convlens.kernels import blas, col2im, workspace
 from convlens.nn.functional.padding import pad_array_backward
 
 # One im2col block is about this many bytes: small enough to be re-read from cache by the GEMM that
@@ -27,14 +28,6 @@ CHUNK_BYTES = 4 << 20
 # output channels instead, from this many multiply-adds: a pool hand-off costs ~0.1 ms, the products
 # ~0.5 ms at this size. D's 256 → 256 layer on 7×7 at batch 1: 2.5 → 1.4 ms.
 MIN_COLUMN_SPLIT = 16_000_000
-# `correlate_channels_first` (one image) runs its single GEMM as one BLAS call instead of splitting the
-# output channels over the pool. Inside a model BLAS is held to one thread (launch.hold_blas), and
-# there D's 256 × 2304 · 2304 × 49 product took 0.42 ms as one call against 0.51 ms as two halves on
-# the pool (each half packs the whole column block; Zen 5 machine, 2026-12-03). Letting BLAS have two
-# threads for just that call (0.65 against 0.89 ms alone, AVX2 machine, 2026-12-04) made D's whole
-# single-image pass slower, 10 → 16 ms: OpenBLAS's threads spin after the call and take the cores
-# from the OpenMP kernels that follow.
-CHANNELS_FIRST_POOL_SPLIT = False
 
 
 def windows(xp: np.ndarray, out_size, kernel, stride, dilation) -> np.ndarray:
@@ -119,6 +112,10 @@ def _split_columns(cols, wm, dest, finish) -> None:
     big enough (`MIN_COLUMN_SPLIT`): the batch is too small to give every thread a chunk."""
     m, rows = cols.shape
     k = wm.shape[1]
+    if blas.available(cols.dtype):  # the parts on the OpenMP threads, no hand-off to the pool
+        blas.matmul(cols, wm, dest)
+        finish(dest)
+        return
 
     def columns(lo, hi):  # Y[:, lo:hi] = cols · W[:, lo:hi]
         np.matmul(cols, wm[:, lo:hi], out=dest[:, lo:hi])
@@ -143,37 +140,79 @@ def correlate_channels_first(xp: np.ndarray, w: np.ndarray, out_size, kernel, st
 
         Yᵀ (K, N·∏O) = w.reshape(K, C·∏F) · cols,   cols[(c, *f), (n, *o)] = xp[n, c, o·S + f·D]
 
-    The weight is read in place (no transpose into (∏F·C, K)), the columns are copied in runs along
-    the last axis, and for one image the result is the channels-first output itself. The weight's
-    rows (output channels) are split over the threads when the product is big enough
-    (`MIN_COLUMN_SPLIT`). Measured, one image, 256 → 256 channels on 7×7: 1.46 ms for `correlate`'s
-    layout against 0.66 ms."""
+    The weight is read in place (no transpose into (∏F·C, K)), the columns are copied by a compiled
+    kernel (`columns_channels_first`), the product is split over the threads on OpenMP (blas.py), and
+    for one image the result is the channels-first output itself. Measured, one image, 256 → 256
+    channels on 7×7: 1.46 ms for `correlate`'s layout against 0.66 ms."""
     n, c = xp.shape[:2]
     k = w.shape[0]
-    s = xp.strides
-    view = as_strided(xp, (c, *kernel, n, *out_size),
-                      (s[1], *(st * dl for st, dl in zip(s[2:], dilation)), s[0], *(st * sd for st, sd in zip(s[2:], stride))),
-                      writeable=False)
     rows, m = c * int(np.prod(kernel)), n * int(np.prod(out_size))
     cols = workspace.take((rows, m), xp.dtype)
-    np.copyto(cols.reshape(view.shape), view)
-    wk = w.reshape(k, rows)
-    out_t = np.empty((k, m), dtype=xp.dtype)  # Yᵀ
-
-    def channels(lo, hi):  # Yᵀ[lo:hi] = W[lo:hi] · cols, then bias and ReLU while in cache
-        dest = out_t[lo:hi]
-        np.matmul(wk[lo:hi], cols, out=dest)
-        if bias is not None:
-            dest += bias[lo:hi, None]
-        if relu:
-            np.maximum(dest, 0, out=dest)
-
-    if CHANNELS_FIRST_POOL_SPLIT:
-        parallel.run(channels, parallel.split(k, _gemm_threads(m * rows * k)))
-    else:  # one BLAS call (see CHANNELS_FIRST_POOL_SPLIT)
-        channels(0, k)
+    columns_channels_first(xp, cols, out_size, kernel, stride, dilation)
+    out_t = np.empty((k, m), dtype=xp.dtype)  # Yᵀ = W · cols, split over the threads (blas.py)
+    blas.matmul(w.reshape(k, rows), cols, out_t)
     workspace.give(cols)
+    if bias is not None:
+        out_t += bias[:, None]
+    if relu:
+        np.maximum(out_t, 0, out=out_t)
     return np.moveaxis(out_t.reshape(k, n, *out_size), 0, 1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _columns(xp, cols, geometry, lo, hi):  # pragma: no cover - compiled
+    """cols[(c, a, b, e), (i, z, y, x)] = xp[i, c, z·S₀ + a·D₀, y·S₁ + b·D₁, x·S₂ + e·D₂] for the
+    channels c in [lo, hi): xp (N, C, *Sp) 5-D and C-contiguous, geometry = (*F, *S, *D, *O), 3 each.
+    Flat unsigned indices, so that a run along x is a plain loop LLVM vectorises: numba's slice
+    assignment costs ~25 ns a run, and a signed index its negative-index wraparound, which keeps the
+    loop scalar (24 × 9 runs of 31 floats × 31: 144 µs signed, 39 µs unsigned)."""
+    n, c, p0, p1, p2 = xp.shape
+    f0, f1, f2, s0, s1, s2, d0, d1, d2, o0, o1, o2 = geometry
+    src, dst = xp.reshape(-1), cols.reshape(-1)
+    m = cols.shape[1]
+    for ch in range(lo, hi):
+        for a in range(f0):
+            for b in range(f1):
+                for e in range(f2):
+                    out = (((ch * f0 + a) * f1 + b) * f2 + e) * m
+                    for i in range(n):
+                        for z in range(o0):
+                            for y in range(o1):
+                                at = np.uint64((((i * c + ch) * p0 + z * s0 + a * d0) * p1 + y * s1 + b * d1) * p2 + e * d2)
+                                to = np.uint64(out)
+                                if s2 == 1:
+                                    for x in range(np.uint64(o2)):
+                                        dst[to + x] = src[at + x]
+                                else:
+                                    for x in range(np.uint64(o2)):
+                                        dst[to + x] = src[at + x * np.uint64(s2)]
+                                out += o2
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def _columns_parts(xp, cols, geometry, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.size - 1):
+        _columns(xp, cols, geometry, edges[p], edges[p + 1])
+
+
+def columns_channels_first(xp: np.ndarray, cols: np.ndarray, out_size, kernel, stride, dilation) -> None:
+    """cols (C·∏F, N·∏O) ← the receptive fields of channels-first padded `xp` (N, C, *Sp), rows in
+    (c, *f) order: compiled for 1-, 2- and 3-D float input, over the channels on the threads. NumPy's
+    copy of the equivalent strided view moves runs of ∏O's last size (7 floats on 7×7): 230 µs for
+    D's 256-channel 3×3 layer on 7×7 against ~20 µs compiled."""
+    n, c = xp.shape[:2]
+    dims = len(kernel)
+    if dims > 3 or xp.dtype.kind != "f" or not xp.flags.c_contiguous:
+        s = xp.strides
+        view = as_strided(xp, (c, *kernel, n, *out_size),
+                          (s[1], *(st * dl for st, dl in zip(s[2:], dilation)), s[0],
+                           *(st * sd for st, sd in zip(s[2:], stride))), writeable=False)
+        np.copyto(cols.reshape(view.shape), view)
+        return
+    one = (1,) * (3 - dims)  # 1-D and 2-D as 3-D with leading sizes of one
+    geometry = np.array([*one, *kernel, *one, *stride, *one, *dilation, *one, *out_size], dtype=np.int64)
+    x5 = xp.reshape(n, c, *one, *xp.shape[2:])
+    parallel.run_compiled(_columns_parts, _columns, (x5, cols, geometry), parallel.compiled_ranges(c, cols.nbytes))
 
 
 def weight_grad(gl, xp, wshape, wmat, out_size, stride, dilation, groups):
