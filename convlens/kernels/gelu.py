@@ -106,6 +106,67 @@ def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 
+# ---- inference after batch norm: y = GELU(a[c]·x + b[c]) in one pass, no Φ kept -------------------------
+# (nn.Sequential runs an eval-mode BatchNorm followed by GELU this way when no gradient is recorded and
+# no hook watches either; a, b are batch norm's per-channel coefficients, kernels/batchnorm.py)
+@numba.njit(inline="always", **_JIT)
+def _gelu_of(t, erf):  # pragma: no cover - compiled
+    return t * (0.5 * (1.0 + erf(t * _SQRT_HALF)))  # as _forward_with: y = x·Φ(x), Φ in float64
+
+
+@numba.njit(inline="always", **_JIT)
+def _affine_first_with(x, a, b, y, erf, lo, hi):  # pragma: no cover - compiled
+    channels = a.shape[0]
+    for r in range(lo, hi):  # row r of (N·C, S) is image r // C, channel r % C
+        ac, bc = a[r % channels], b[r % channels]
+        xs, ys = x[r], y[r]
+        for i in range(xs.shape[0]):
+            ys[i] = _gelu_of(ac * xs[i] + bc, erf)
+
+
+@numba.njit(inline="always", **_JIT)
+def _affine_last_with(x, a, b, y, erf, lo, hi):  # pragma: no cover - compiled
+    for r in range(lo, hi):  # row r of (M, C): one position, every channel
+        xs, ys = x[r], y[r]
+        for c in range(xs.shape[0]):
+            ys[c] = _gelu_of(a[c] * xs[c] + b[c], erf)
+
+
+@numba.njit(**_JIT)
+def _affine_first(x, a, b, y, lo, hi):  # pragma: no cover - compiled
+    if x.itemsize == 4:
+        _affine_first_with(x, a, b, y, _erf_rational, lo, hi)
+    else:
+        _affine_first_with(x, a, b, y, _erf_libm, lo, hi)
+
+
+@numba.njit(**_JIT)
+def _affine_last(x, a, b, y, lo, hi):  # pragma: no cover - compiled
+    if x.itemsize == 4:
+        _affine_last_with(x, a, b, y, _erf_rational, lo, hi)
+    else:
+        _affine_last_with(x, a, b, y, _erf_libm, lo, hi)
+
+
+@numba.njit(parallel=True, **_JIT)
+def _affine_first_parts(x, a, b, y, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _affine_first(x, a, b, y, edges[p], edges[p + 1])
+
+
+@numba.njit(parallel=True, **_JIT)
+def _affine_last_parts(x, a, b, y, edges):  # pragma: no cover - compiled
+    for p in numba.prange(edges.shape[0] - 1):
+        _affine_last(x, a, b, y, edges[p], edges[p + 1])
+
+
+def affine_forward(x: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, channels_last: bool) -> None:
+    """out = GELU(a[c]·x + b[c]) for batch norm's kernel views: channels-first (N·C, S) rows or
+    channels-last (M, C) rows (`channels_last`), a and b of x's dtype, split over the threads."""
+    kernel, parts = (_affine_last, _affine_last_parts) if channels_last else (_affine_first, _affine_first_parts)
+    parallel.run_compiled(parts, kernel, (x, a, b, out), parallel.compiled_ranges(x.shape[0], _WORK_BYTES * x.size))
+
+
 # ---- the backward, float32: dx = g·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π) -----------------------------
 # e^z for z = −x²/2 ≤ 0 without libm (a call per element would not vectorise): z = n·ln 2 + r with
 # n = round(z / ln 2), |r| ≤ ln 2 / 2, e^r by its Taylor polynomial to r⁹ (relative error < 1e-10, far

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from convlens.autograd import Function
+from convlens.autograd import Function, is_grad_enabled
 from convlens.kernels import batchnorm as kernels
 from convlens.tensor import Tensor
 
@@ -75,12 +75,15 @@ def _array(value, name: str, channels: int):
 
 def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
-               eps: float = 1e-5) -> Tensor:
+               eps: float = 1e-5, *, activation: str | None = None) -> Tensor:
     """Normalise each channel (axis 1) of an (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W) input.
 
     Training uses the batch's mean and (biased) variance over every axis but the channel axis and, when
     running stats are given, updates them in place:  r ← (1 − momentum)·r + momentum·batch_stat, with
     the unbiased variance (×M/(M−1), M values per channel). Evaluation uses the running stats.
+
+    ``activation="gelu"`` (not in torch; `nn.Sequential` passes it for an eval-mode batch norm followed by
+    an exact GELU while no gradient is recorded) returns GELU of the result, computed in the same pass.
     """
     if not isinstance(input, Tensor):
         raise ValueError(f"batch_norm: expected a Tensor as input, got {type(input).__name__}")
@@ -88,6 +91,9 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tenso
         raise ValueError(f"batch_norm: expected a 2-d to 5-d input (N, C, *), got shape {input.shape}")
     if not isinstance(eps, numbers.Real) or eps < 0:
         raise ValueError(f"batch_norm: eps must be a non-negative number, got {eps!r}")
+    if activation is not None and (activation != "gelu" or training or is_grad_enabled()):
+        raise ValueError(f"batch_norm: activation='gelu' is for inference (training=False, no gradient "
+                         f"recorded) and the only one; got activation={activation!r}, training={training}")
     channels = input.shape[1]
     rm = _array(running_mean, "running_mean", channels)
     rv = _array(running_var, "running_var", channels)
@@ -121,4 +127,7 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tenso
         raise ValueError("batch_norm: running_mean and running_var are required when training=False")
     invstd = (1.0 / np.sqrt(rv.astype(dtype, copy=False) + dtype.type(eps))).astype(dtype, copy=False)
     mean = rm.astype(dtype, copy=False)
+    if activation == "gelu":  # inference only (nn.Sequential checks): no graph, nothing kept for a backward
+        return Tensor._wrap(kernels.normalize(input._data, mean, invstd, _array(weight, "weight", channels),
+                                              _array(bias, "bias", channels), gelu=True))
     return BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd)

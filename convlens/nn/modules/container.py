@@ -7,6 +7,7 @@ import numbers
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
+from convlens.autograd import is_grad_enabled
 from convlens.nn.modules.module import Module
 
 
@@ -21,19 +22,31 @@ def _index(where: str, idx, n: int) -> int:
 _fusion_types: tuple = ()
 
 
-def _fusable_conv_relu(first: Module, second: Module) -> bool:
-    """A conv layer followed by a ReLU can run as one operation when no hook needs to see the
-    intermediate result; the output and the gradients are the same either way."""
+def _watched(*modules: Module) -> bool:
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+def _fusion(first: Module, second: Module) -> str | None:
+    """The activation `first.forward` can apply itself in the same pass as `second`, when no hook needs
+    to see the intermediate result; the output (and, for conv + ReLU, the gradients) is the same either
+    way. Conv then ReLU: always. Batch norm then exact GELU: in eval mode with running statistics,
+    while no gradient is recorded (inference: one pass instead of two, nothing kept for a backward)."""
     global _fusion_types
     if not _fusion_types:  # imported on first use: those modules import this one
         from convlens.nn.modules.activation import ReLU
         from convlens.nn.modules.conv import _ConvNd
+        from convlens.nn.modules.nonlinearities import GELU
+        from convlens.nn.modules.normalization import _BatchNorm
 
-        _fusion_types = (_ConvNd, ReLU)
-    conv, relu = _fusion_types
-    return (type(second) is relu and isinstance(first, conv)
-            and not (first._forward_hooks or first._forward_pre_hooks
-                     or second._forward_hooks or second._forward_pre_hooks))
+        _fusion_types = (_ConvNd, ReLU, _BatchNorm, GELU)
+    conv, relu, batch_norm, gelu = _fusion_types
+    if type(second) is relu and isinstance(first, conv) and not _watched(first, second):
+        return "relu"
+    if (type(second) is gelu and second.approximate == "none" and isinstance(first, batch_norm)
+            and not first.training and first.running_mean is not None and not _watched(first, second)
+            and not is_grad_enabled()):
+        return "gelu"
+    return None
 
 
 class Sequential(Module):
@@ -85,8 +98,9 @@ class Sequential(Module):
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
-            if i + 1 < len(modules) and _fusable_conv_relu(modules[i], modules[i + 1]):
-                input = modules[i].forward(input, activation="relu")  # conv + ReLU in one pass
+            fused = _fusion(modules[i], modules[i + 1]) if i + 1 < len(modules) else None
+            if fused:  # conv + ReLU, or batch norm + GELU, in one pass
+                input = modules[i].forward(input, activation=fused)
                 i += 2
             else:
                 input = modules[i](input)

@@ -82,7 +82,9 @@ class _BatchNorm(Module):
         if channels != self.num_features:
             raise ValueError(f"{where}: expected input with {self.num_features} channels, got {tuple(shape)}")
 
-    def forward(self, input: Tensor) -> Tensor:
+    def forward(self, input: Tensor, activation: str | None = None) -> Tensor:
+        """``activation="gelu"`` fuses a following exact GELU into the same pass, for inference in eval
+        mode (see `nn.Sequential`)."""
         self._check(input.shape)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -92,7 +94,7 @@ class _BatchNorm(Module):
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
         return F.batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
-                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+                            self.weight, self.bias, use_batch_stats, factor, self.eps, activation=activation)
 
     def output_shape(self, input_shape):
         self._check(tuple(input_shape), batched=False)
