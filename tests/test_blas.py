@@ -60,10 +60,16 @@ def test_small_or_unsupported_products_are_one_numpy_call(monkeypatch):
     ((3, 4, 17), (5,), (1,), (2,)),
     ((1, 3, 6, 7, 9), (2, 3, 3), (1, 2, 1), (2, 1, 1)),
 ])
-def test_compiled_columns_equal_the_strided_view(dtype, shape, kernel, stride, dilation):
-    """The compiled channels-first im2col against NumPy's copy of the same strided view, 1-, 2- and 3-D."""
+@pytest.mark.parametrize("padded", [False, True])
+def test_compiled_columns_equal_the_strided_view(dtype, shape, kernel, stride, dilation, padded):
+    """The compiled channels-first im2col against NumPy's copy of the same strided view, 1-, 2- and 3-D;
+    with zero padding read as zeros by the kernel (uneven, wider than a stride, wider than the input's
+    reach on one side) against the view of np.pad's copy."""
     rng = np.random.default_rng(5)
-    xp = rng.standard_normal(shape).astype(dtype)
+    x = rng.standard_normal(shape).astype(dtype)
+    pads = [(1, 2), (3, 0), (0, 1)][:len(kernel)] if padded else None
+    xp = np.pad(x, ((0, 0), (0, 0), *pads)) if padded else x
+    shape = xp.shape
     n, c = shape[:2]
     out = tuple((s - d * (f - 1) - 1) // st + 1 for s, f, st, d in zip(shape[2:], kernel, stride, dilation))
     s = xp.strides
@@ -71,5 +77,5 @@ def test_compiled_columns_equal_the_strided_view(dtype, shape, kernel, stride, d
                                                   *(a * st for a, st in zip(s[2:], stride))))
     expected = np.ascontiguousarray(view).reshape(c * int(np.prod(kernel)), -1)
     cols = np.full(expected.shape, np.nan, dtype)
-    im2col.columns_channels_first(xp, cols, out, kernel, stride, dilation)
+    im2col.columns_channels_first(x, cols, out, kernel, stride, dilation, pads)
     np.testing.assert_array_equal(cols, expected)

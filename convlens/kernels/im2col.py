@@ -134,9 +134,9 @@ def few_outputs(n: int, m: int, k: int, groups: int) -> bool:
 
 
 def correlate_channels_first(xp: np.ndarray, w: np.ndarray, out_size, kernel, stride, dilation, bias=None,
-                             relu: bool = False) -> np.ndarray:
+                             relu: bool = False, pads=None) -> np.ndarray:
     """`correlate` the other way round, for few images: channels-first padded `xp` (N, C, *Sp) → Y
-    (N, K, *O) as
+    (N, K, *O) — or, with zero padding `pads`, unpadded `xp` read as if padded — as
 
         Yᵀ (K, N·∏O) = w.reshape(K, C·∏F) · cols,   cols[(c, *f), (n, *o)] = xp[n, c, o·S + f·D]
 
@@ -148,7 +148,7 @@ def correlate_channels_first(xp: np.ndarray, w: np.ndarray, out_size, kernel, st
     k = w.shape[0]
     rows, m = c * int(np.prod(kernel)), n * int(np.prod(out_size))
     cols = workspace.take((rows, m), xp.dtype)
-    columns_channels_first(xp, cols, out_size, kernel, stride, dilation)
+    columns_channels_first(xp, cols, out_size, kernel, stride, dilation, pads)
     out_t = np.empty((k, m), dtype=xp.dtype)  # Yᵀ = W · cols, split over the threads (blas.py)
     blas.matmul(w.reshape(k, rows), cols, out_t)
     workspace.give(cols)
@@ -160,49 +160,70 @@ def correlate_channels_first(xp: np.ndarray, w: np.ndarray, out_size, kernel, st
 
 
 @numba.njit(nogil=True, cache=True)
-def _columns(xp, cols, geometry, lo, hi):  # pragma: no cover - compiled
-    """cols[(c, a, b, e), (i, z, y, x)] = xp[i, c, z·S₀ + a·D₀, y·S₁ + b·D₁, x·S₂ + e·D₂] for the
-    channels c in [lo, hi): xp (N, C, *Sp) 5-D and C-contiguous, geometry = (*F, *S, *D, *O), 3 each.
+def _columns(x, cols, geometry, lo, hi):  # pragma: no cover - compiled
+    """cols[(c, a, b, e), (i, z, y, x)] = x[i, c, z·S₀ + a·D₀ − Q₀, y·S₁ + b·D₁ − Q₁, x·S₂ + e·D₂ − Q₂]
+    for the channels c in [lo, hi), zero where that falls in the padding: x (N, C, *S) 5-D and
+    C-contiguous, geometry = (*F, *S, *D, *O, *Q), 3 each (Q: the zero padding before each axis).
     Flat unsigned indices, so that a run along x is a plain loop LLVM vectorises: numba's slice
     assignment costs ~25 ns a run, and a signed index its negative-index wraparound, which keeps the
     loop scalar (24 × 9 runs of 31 floats × 31: 144 µs signed, 39 µs unsigned)."""
-    n, c, p0, p1, p2 = xp.shape
-    f0, f1, f2, s0, s1, s2, d0, d1, d2, o0, o1, o2 = geometry
-    src, dst = xp.reshape(-1), cols.reshape(-1)
+    n, c, p0, p1, p2 = x.shape
+    f0, f1, f2, s0, s1, s2, d0, d1, d2, o0, o1, o2, q0, q1, q2 = geometry
+    src, dst = x.reshape(-1), cols.reshape(-1)
     m = cols.shape[1]
+    zero = cols.dtype.type(0)
     for ch in range(lo, hi):
         for a in range(f0):
             for b in range(f1):
                 for e in range(f2):
+                    # the outputs x in [first, stop) read inside the input along the last axis
+                    shift = e * d2 - q2
+                    first = min(max(-((shift) // s2), 0), o2) if shift < 0 else 0
+                    stop = min(max(-(-(p2 - shift) // s2), first), o2)
                     out = (((ch * f0 + a) * f1 + b) * f2 + e) * m
                     for i in range(n):
                         for z in range(o0):
+                            iz = z * s0 + a * d0 - q0
                             for y in range(o1):
-                                at = np.uint64((((i * c + ch) * p0 + z * s0 + a * d0) * p1 + y * s1 + b * d1) * p2 + e * d2)
+                                iy = y * s1 + b * d1 - q1
                                 to = np.uint64(out)
-                                if s2 == 1:
-                                    for x in range(np.uint64(o2)):
-                                        dst[to + x] = src[at + x]
+                                if iz < 0 or iz >= p0 or iy < 0 or iy >= p1:  # a row of padding
+                                    for k in range(np.uint64(o2)):
+                                        dst[to + k] = zero
                                 else:
-                                    for x in range(np.uint64(o2)):
-                                        dst[to + x] = src[at + x * np.uint64(s2)]
+                                    for k in range(np.uint64(first)):
+                                        dst[to + k] = zero
+                                    at = np.uint64((((i * c + ch) * p0 + iz) * p1 + iy) * p2 + first * s2 + shift)
+                                    run = np.uint64(stop - first)
+                                    base = to + np.uint64(first)
+                                    if s2 == 1:
+                                        for k in range(run):
+                                            dst[base + k] = src[at + k]
+                                    else:
+                                        for k in range(run):
+                                            dst[base + k] = src[at + k * np.uint64(s2)]
+                                    for k in range(np.uint64(stop), np.uint64(o2)):
+                                        dst[to + k] = zero
                                 out += o2
 
 
 @numba.njit(nogil=True, parallel=True, cache=True)
-def _columns_parts(xp, cols, geometry, edges):  # pragma: no cover - compiled
+def _columns_parts(x, cols, geometry, edges):  # pragma: no cover - compiled
     for p in numba.prange(edges.size - 1):
-        _columns(xp, cols, geometry, edges[p], edges[p + 1])
+        _columns(x, cols, geometry, edges[p], edges[p + 1])
 
 
-def columns_channels_first(xp: np.ndarray, cols: np.ndarray, out_size, kernel, stride, dilation) -> None:
-    """cols (C·∏F, N·∏O) ← the receptive fields of channels-first padded `xp` (N, C, *Sp), rows in
-    (c, *f) order: compiled for 1-, 2- and 3-D float input, over the channels on the threads. NumPy's
-    copy of the equivalent strided view moves runs of ∏O's last size (7 floats on 7×7): 230 µs for
-    D's 256-channel 3×3 layer on 7×7 against ~20 µs compiled."""
-    n, c = xp.shape[:2]
+def columns_channels_first(x: np.ndarray, cols: np.ndarray, out_size, kernel, stride, dilation, pads=None) -> None:
+    """cols (C·∏F, N·∏O) ← the receptive fields of channels-first `x` (N, C, *S), rows in (c, *f)
+    order, with zero padding `pads` ((before, after) per axis; None: `x` is already padded). Compiled
+    for 1-, 2- and 3-D float input, over the channels on the threads, the padding read as zeros rather
+    than copied in first: NumPy's copy of the equivalent strided view moves runs of ∏O's last size (7
+    floats on 7×7), 230 µs for D's 256-channel 3×3 layer on 7×7 against ~20 µs compiled, and the padded
+    copy cost 15-30 µs more."""
+    n, c = x.shape[:2]
     dims = len(kernel)
-    if dims > 3 or xp.dtype.kind != "f" or not xp.flags.c_contiguous:
+    if dims > 3 or x.dtype.kind != "f" or not x.flags.c_contiguous:
+        xp = x if pads is None else np.pad(x, ((0, 0), (0, 0), *pads))
         s = xp.strides
         view = as_strided(xp, (c, *kernel, n, *out_size),
                           (s[1], *(st * dl for st, dl in zip(s[2:], dilation)), s[0],
@@ -210,8 +231,10 @@ def columns_channels_first(xp: np.ndarray, cols: np.ndarray, out_size, kernel, s
         np.copyto(cols.reshape(view.shape), view)
         return
     one = (1,) * (3 - dims)  # 1-D and 2-D as 3-D with leading sizes of one
-    geometry = np.array([*one, *kernel, *one, *stride, *one, *dilation, *one, *out_size], dtype=np.int64)
-    x5 = xp.reshape(n, c, *one, *xp.shape[2:])
+    zeros = (0,) * (3 - dims)
+    before = zeros + (tuple(p[0] for p in pads) if pads is not None else (0,) * dims)
+    geometry = np.array([*one, *kernel, *one, *stride, *one, *dilation, *one, *out_size, *before], dtype=np.int64)
+    x5 = x.reshape(n, c, *one, *x.shape[2:])
     parallel.run_compiled(_columns_parts, _columns, (x5, cols, geometry), parallel.compiled_ranges(c, cols.nbytes))
 
 

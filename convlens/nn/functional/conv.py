@@ -120,9 +120,12 @@ class ConvNd(Function):
             y, ctx.polyphase_state = polyphase.forward(x, w, b, pads, padding_mode, relu, ctx.polyphase)
             return y
         if algo == "im2col" and im2col.few_outputs(x.shape[0], x.shape[0] * math.prod(out_size), w.shape[0], groups):
-            xpc = pad_array(x, {2 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
+            if padding_mode == "zeros":  # the columns read the padding as zeros: no padded copy
+                xpc, zero_pads = np.ascontiguousarray(x), pads
+            else:
+                xpc, zero_pads = pad_array(x, {2 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True), None
             y = im2col.correlate_channels_first(xpc, np.ascontiguousarray(w), out_size, kernel, stride, dilation,
-                                                bias=b, relu=relu)
+                                                bias=b, relu=relu, pads=zero_pads)
             ctx.save_for_backward(x, w, None, channels_last(y) if relu else None)  # backward pads x itself
             return y
         xp = pad_array(channels_last(x), {1 + i: p for i, p in enumerate(pads)}, padding_mode, contiguous=True)
