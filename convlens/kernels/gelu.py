@@ -132,39 +132,33 @@ def _affine_last_with(x, a, b, y, erf, lo, hi):  # pragma: no cover - compiled
             ys[c] = _gelu_of(a[c] * xs[c] + b[c], erf)
 
 
-@numba.njit(**_JIT)
-def _affine_first(x, a, b, y, lo, hi):  # pragma: no cover - compiled
-    if x.itemsize == 4:
-        _affine_first_with(x, a, b, y, _erf_rational, lo, hi)
+@numba.njit(inline="always", **_JIT)
+def _affine_with(x, a, b, y, last, erf, lo, hi):  # pragma: no cover - compiled
+    if last:
+        _affine_last_with(x, a, b, y, erf, lo, hi)
     else:
-        _affine_first_with(x, a, b, y, _erf_libm, lo, hi)
+        _affine_first_with(x, a, b, y, erf, lo, hi)
 
 
 @numba.njit(**_JIT)
-def _affine_last(x, a, b, y, lo, hi):  # pragma: no cover - compiled
+def _affine(x, a, b, y, last, lo, hi):  # pragma: no cover - compiled
     if x.itemsize == 4:
-        _affine_last_with(x, a, b, y, _erf_rational, lo, hi)
+        _affine_with(x, a, b, y, last, _erf_rational, lo, hi)
     else:
-        _affine_last_with(x, a, b, y, _erf_libm, lo, hi)
+        _affine_with(x, a, b, y, last, _erf_libm, lo, hi)
 
 
 @numba.njit(parallel=True, **_JIT)
-def _affine_first_parts(x, a, b, y, edges):  # pragma: no cover - compiled
+def _affine_parts(x, a, b, y, last, edges):  # pragma: no cover - compiled
     for p in numba.prange(edges.shape[0] - 1):
-        _affine_first(x, a, b, y, edges[p], edges[p + 1])
-
-
-@numba.njit(parallel=True, **_JIT)
-def _affine_last_parts(x, a, b, y, edges):  # pragma: no cover - compiled
-    for p in numba.prange(edges.shape[0] - 1):
-        _affine_last(x, a, b, y, edges[p], edges[p + 1])
+        _affine(x, a, b, y, last, edges[p], edges[p + 1])
 
 
 def affine_forward(x: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, channels_last: bool) -> None:
     """out = GELU(a[c]·x + b[c]) for batch norm's kernel views: channels-first (N·C, S) rows or
     channels-last (M, C) rows (`channels_last`), a and b of x's dtype, split over the threads."""
-    kernel, parts = (_affine_last, _affine_last_parts) if channels_last else (_affine_first, _affine_first_parts)
-    parallel.run_compiled(parts, kernel, (x, a, b, out), parallel.compiled_ranges(x.shape[0], _WORK_BYTES * x.size))
+    parallel.run_compiled(_affine_parts, _affine, (x, a, b, out, bool(channels_last)),
+                          parallel.compiled_ranges(x.shape[0], _WORK_BYTES * x.size))
 
 
 # ---- the backward, float32: dx = g·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π) -----------------------------
