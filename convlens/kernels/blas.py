@@ -31,6 +31,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from convlens import parallel
+from convlens.kernels import launch
 
 # A product of fewer multiply-adds stays one call: the split saves little below this (64 × 216 · 216 ×
 # 961, 13 M: 344 → 269 µs; 8 M: 215 → 170 µs) and a launch costs a few µs.
@@ -65,8 +66,6 @@ def available(dtype) -> bool:
     if _addresses is None:
         np.dot(np.ones((2, 2)), np.ones((2, 2)))  # make sure NumPy's BLAS is loaded before looking
         _addresses = _find()
-    from convlens.kernels import launch
-
     return np.dtype(dtype).type in _addresses and launch.available()
 
 
@@ -119,8 +118,6 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     threads = parallel.get_num_threads()
     if (threads > 1 and m * n * k >= MIN_SPLIT and not parallel.in_serial() and a.dtype == b.dtype == out.dtype
             and available(a.dtype) and all(_row_major(x) for x in (a, b, out))):
-        from convlens.kernels import launch
-
         by_rows = m >= n
         parts = min(threads, m if by_rows else n)
         if parts > 1:

@@ -178,7 +178,7 @@ def _columns(x, cols, geometry, lo, hi):  # pragma: no cover - compiled
                 for e in range(f2):
                     # the outputs x in [first, stop) read inside the input along the last axis
                     shift = e * d2 - q2
-                    first = min(max(-((shift) // s2), 0), o2) if shift < 0 else 0
+                    first = min(max(-(shift // s2), 0), o2)  # ⌈−shift/S⌉, 0 when shift ≥ 0
                     stop = min(max(-(-(p2 - shift) // s2), first), o2)
                     out = (((ch * f0 + a) * f1 + b) * f2 + e) * m
                     for i in range(n):
