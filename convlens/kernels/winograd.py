@@ -19,7 +19,9 @@ from convlens import parallel
 from convlens.kernels import winograd_kernels
 
 # F(2, 3): Bᵀ (input), G (kernel), Aᵀ (output)
-MIN_CHANNELS = 64
+# From 32 channels in and out: VGG's 32 → 64 layer on 16×16 at batch 128 (2 threads, AVX-512) is faster
+# through Winograd than through im2col, the whole VGG step 3–6 % (in-process A/B, three runs).
+MIN_CHANNELS = 32
 # Batch-1 inference, one thread each way (ms, im2col / Winograd): 256 → 256 on 7×7 forward 2.4 / 3.7,
 # on 3×3 1.0 / 1.8, 64 → 256 on 15×15 1.0 / 2.2; at 1,024 outputs 256 → 256 wins (11.1 / 8.8), 64
 # channels are even (1.7 / 1.8).
