@@ -26,9 +26,9 @@ def algorithm(request, monkeypatch):
     from convlens.kernels import direct
 
     if request.param == "im2col":
-        monkeypatch.setattr(direct, "MAX_CHANNELS", 0)
+        monkeypatch.setattr(direct, "MAX_CHANNELS", dict.fromkeys((1, 2, 3), 0))
     else:
-        monkeypatch.setattr(direct, "MAX_CHANNELS", 1 << 30)
+        monkeypatch.setattr(direct, "MAX_CHANNELS", dict.fromkeys((1, 2, 3), 1 << 30))
         monkeypatch.setattr(direct, "MAX_OUT_CHANNELS", dict.fromkeys((1, 2, 3), 1 << 30))
         monkeypatch.setattr(direct, "MIN_USEFUL", 0.0)
     return request.param
@@ -245,8 +245,8 @@ def test_direct_path_is_taken_for_few_channels():
     w = cl.randn(5, 3, 5, 5, requires_grad=True)
     assert conv2d(x, w, padding=2)._ctx.direct  # 3 channels in, stride 1: summed in place
     assert not conv2d(x, w, padding=2, stride=2)._ctx.direct  # strided: im2col
-    wide = cl.randn(2, direct.MAX_CHANNELS + 1, 12, 12)
-    assert not conv2d(wide, cl.randn(5, direct.MAX_CHANNELS + 1, 3, 3, requires_grad=True))._ctx.direct
+    wide = cl.randn(2, direct.MAX_CHANNELS[2] + 1, 12, 12)
+    assert not conv2d(wide, cl.randn(5, direct.MAX_CHANNELS[2] + 1, 3, 3, requires_grad=True))._ctx.direct
     many = cl.randn(direct.MAX_OUT_CHANNELS[2] + 1, 3, 5, 5, requires_grad=True)
     assert not conv2d(x, many, padding=2)._ctx.direct
     # a 5×5 kernel on a 6×6 input leaves 4 real outputs of 36 grid positions: too wasteful
@@ -286,9 +286,11 @@ DIRECT_SHAPES = [
     # the weight gradient sweeps its positions in blocks of direct_kernels.GRAD_BLOCK values of dY: 150
     # rows of 37 outputs × 24 padded channels make 9 blocks, the last one partial
     ((2, 3, 5, 30, 37), 20, (3, 3, 3), (1, 1, 1), (1, 1, 1)),
-    # 1-d and 3-d layers go direct up to MAX_OUT_CHANNELS[d] = 64 outputs: at it, and one tile short
+    # 1-d and 3-d layers go direct beyond the 2-d limits (MAX_CHANNELS[d], MAX_OUT_CHANNELS[d]): 1-d
+    # 32 → 64, 3-d 64 → 128 at the limits, and 3-d 40 → 63, one tile short
     ((2, 32, 21), 64, (3,), (1,), (1,)),
-    ((1, 5, 3, 6, 9), 63, (3, 3, 3), (1, 1, 1), (1, 1, 1)),
+    ((1, 64, 3, 4, 9), 128, (3, 3, 3), (1, 1, 1), (1, 1, 1)),
+    ((1, 40, 3, 6, 9), 63, (3, 3, 3), (1, 1, 1), (1, 1, 1)),
 ]
 
 
@@ -318,24 +320,25 @@ def test_direct_tiles_match_torch_float64(shape, k, kernel, padding, dilation, m
 
 
 @pytest.mark.parametrize("dims", [1, 3])
-def test_direct_up_to_64_outputs_in_1d_and_3d_float32(dims):
-    """1-d and 3-d layers (no Winograd path) take the direct tiles up to MAX_OUT_CHANNELS[d] outputs, 2-d
-    ones only up to MAX_OUT_CHANNELS[2]; at the limit the result matches torch in float32."""
+def test_direct_limits_of_1d_and_3d_layers_float32(dims):
+    """1-d and 3-d layers (no Winograd path) take the direct tiles up to MAX_CHANNELS[d] inputs and
+    MAX_OUT_CHANNELS[d] outputs, above the 2-d limits; at both limits the result matches torch in float32."""
     torch = pytest.importorskip("torch")
     from convlens.kernels import direct
     from convlens.nn.functional.conv import conv
 
-    k = direct.MAX_OUT_CHANNELS[dims]
-    assert k > direct.MAX_OUT_CHANNELS[2]
-    spatial = (37,) if dims == 1 else (3, 5, 11)
+    c, k = direct.MAX_CHANNELS[dims], direct.MAX_OUT_CHANNELS[dims]
+    assert k > direct.MAX_OUT_CHANNELS[2] and c >= direct.MAX_CHANNELS[2]
+    spatial, taps = ((37,), (3,)) if dims == 1 else ((3, 5, 11), (3, 3, 3))
     rng = np.random.default_rng(dims)
-    x = rng.standard_normal((3, 32, *spatial)).astype(np.float32)
-    w = (rng.standard_normal((k, 32, *(3,) * dims)) / 10).astype(np.float32)
+    x = rng.standard_normal((3, c, *spatial)).astype(np.float32)
+    w = (rng.standard_normal((k, c, *taps)) / 10).astype(np.float32)
     b = rng.standard_normal(k).astype(np.float32)
     X, W, B = (cl.tensor(a, requires_grad=True) for a in (x, w, b))
     y = conv(X, W, B, padding=1)
     assert y._ctx.direct
-    assert not conv(X, cl.randn(k + 1, 32, *(3,) * dims, requires_grad=True), padding=1)._ctx.direct
+    assert not conv(X, cl.randn(k + 1, c, *taps, requires_grad=True), padding=1)._ctx.direct
+    assert not conv(cl.randn(2, c + 1, *spatial), cl.randn(k, c + 1, *taps, requires_grad=True), padding=1)._ctx.direct
     assert not conv(cl.randn(2, 32, 9, 9), cl.randn(k, 32, 3, 3, requires_grad=True), padding=1)._ctx.direct
     gy = rng.standard_normal(y.shape).astype(np.float32)
     y.backward(cl.tensor(gy))
@@ -587,7 +590,7 @@ def test_im2col_column_split_matches_torch(dtype, relu, k, openmp, monkeypatch):
     (2, (1, 40, 6, 5), 48, 3, 1, 1, 1),        # 30 outputs < 48 channels: the weight read in place
     (2, (2, 16, 7, 7), 64, (3, 2), 2, 1, (1, 2)),  # strided, dilated, a non-square kernel
     (1, (1, 8, 30), 72, 5, 1, 2, 1),         # more than the direct tiles take in 1-d (64)
-    (3, (1, 4, 3, 4, 5), 80, 3, 1, 1, 1),
+    (3, (1, 4, 3, 4, 5), 136, 3, 1, 1, 1),     # more outputs than the 3-d direct tiles take (128)
     (2, (1, 40, 12, 12), 16, 3, 1, 1, 1),      # one image, more outputs than channels
     (2, (3, 64, 2, 3), 48, 3, 1, 1, 1),        # three images, 18 outputs < 48 channels
 ])

@@ -77,7 +77,7 @@ def test_speech_first_layer_takes_the_phases_and_wide_layers_do_not():
     # 1 channel, F = 80, stride 4 → 4 channels, F' = 20: the direct tiles
     assert algorithm((64, 1, 8000), (32, 1, 80), (4,), ((0, 0),), (1,), 1, False, (1981,)) == "polyphase"
     # 16 channels × 4 phases is past the direct kernels' channel limit: im2col
-    assert 16 * 4 > direct.MAX_CHANNELS
+    assert 16 * 4 > polyphase.MAX_CHANNELS
     assert algorithm((8, 16, 100), (32, 16, 8), (4,), ((0, 0),), (1,), 1, False, (24,)) == "im2col"
     # dilation and groups stay on im2col
     assert polyphase.plan((2, 1, 50), (4, 1, 3), (2,), (2,), 1, (23,)) is None

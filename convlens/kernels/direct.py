@@ -22,8 +22,8 @@ channels-last copy of dY (so rows of any length fill every lane):
 
     dx_pad[c, j] = Σ_k Σ_t  w[k, c, t] · dy[k, j − off_t]        dw[k, c, t] = Σ_i  dy[k, i] · src[c, i + off_t]
 
-Used for stride 1 and groups 1, up to `MAX_CHANNELS` input and `MAX_OUT_CHANNELS` output channels (per
-number of spatial axes), when at least `MIN_USEFUL` of the vector lanes hold real outputs (see
+Used for stride 1 and groups 1, up to `MAX_CHANNELS` input and `MAX_OUT_CHANNELS` output channels (both
+per number of spatial axes), when at least `MIN_USEFUL` of the vector lanes hold real outputs (see
 `applies`); beyond that im2col's GEMM or Winograd is faster. The batch is cut into image ranges run on convlens's thread
 pool (the kernels release the GIL).
 """
@@ -44,13 +44,15 @@ from convlens.nn.functional.padding import pad_array, pad_array_backward
 
 # Beyond these im2col + GEMM or Winograd is faster. Measured, one thread, forward + backward at batch
 # 64 (ms, direct / Winograd / im2col): VGG's 32 → 32 layer on 32×32 70 / 91 / 105; its 32 → 64 layer on
-# 16×16 55 / 58 / 48, its 64 → 64 layer 101 / 68 / 68. Output channels by number of spatial axes: a 2-d
-# 3×3 layer to 64 channels is faster through Winograd or im2col (airbench's 24 → 64 on 31×31, VGG's
-# 32 → 64 on 16×16: the whole training step 4–6 % slower when direct), the 1-d and 3-d ones, which
-# have no Winograd path, through the direct tiles (the 3-d video net's 32 → 64 layer: its step 7–9 %
-# faster, the 1-d speech net's 3 %; in-process A/B, two runs each, 2 threads, AVX-512).
-MAX_CHANNELS = 32
-MAX_OUT_CHANNELS = {1: 64, 2: 32, 3: 64}
+# 16×16 55 / 58 / 48, its 64 → 64 layer 101 / 68 / 68. Both limits depend on the number of spatial
+# axes (keys): a 2-d 3×3 layer to 64 channels is faster through Winograd or im2col (airbench's 24 → 64
+# on 31×31, VGG's 32 → 64 on 16×16: the whole training step 4–6 % slower when direct); 1-d layers
+# (no Winograd) are faster direct up to 64 outputs (the speech net's 32 → 64: step 3 %) but not from
+# 64 inputs (3–5 % slower); in 3-d, where im2col copies 27 taps per channel, the direct tiles win up
+# to 64 → 128 (the video net's 32 → 64 layer: step 7–9 % faster, its 64 → 128 layer 5–10 %). In-process
+# A/B of the whole plain training step, two runs each, 2 threads, AVX-512.
+MAX_CHANNELS = {1: 32, 2: 32, 3: 64}
+MAX_OUT_CHANNELS = {1: 64, 2: 32, 3: 128}
 # Fraction of the vector lanes that must hold real outputs: a row of 10 outputs fills 10 of 16.
 MIN_USEFUL = 0.5
 
@@ -79,7 +81,7 @@ def _compile():
 
 def applies(in_channels: int, out_channels: int, stride, groups: int, padded, out_size) -> bool:
     """Whether the direct tiles beat im2col for this layer (see the module docstring)."""
-    if (groups != 1 or any(s != 1 for s in stride) or in_channels > MAX_CHANNELS
+    if (groups != 1 or any(s != 1 for s in stride) or in_channels > MAX_CHANNELS[len(out_size)]
             or out_channels > MAX_OUT_CHANNELS[len(out_size)]):
         return False
     row = out_size[-1]
