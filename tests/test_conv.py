@@ -350,44 +350,6 @@ def test_direct_limits_of_1d_and_3d_layers_float32(dims):
         np.testing.assert_allclose(mine._data, ref, atol=2e-5 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n,shape", [(1, (17, 13)), (3, (9, 7)), (1, (5, 4, 11))])
-def test_direct_tiles_shared_within_an_image_match_torch(dtype, n, shape, monkeypatch):
-    """The forward and input-gradient tiles split over (image, slot group) work units, so one image's
-    tiles are shared between the threads too; with an odd number of groups per image (17 rows of two
-    slots, 9 rows of one) a range ends inside an image. Checked against torch, and that it split."""
-    torch = pytest.importorskip("torch")
-    from convlens.kernels import direct, launch
-    from convlens.nn.functional.conv import conv
-
-    monkeypatch.setattr(direct, "MIN_SPLIT_PRODUCTS", 1)  # small shapes: split anyway
-    split = []
-    real = direct.parallel.run_compiled
-    monkeypatch.setattr(direct.parallel, "run_compiled",
-                        lambda parts, kernel, args, ranges: split.append(len(ranges)) or real(parts, kernel, args, ranges))
-    d = len(shape)
-    kernel = (5, 3)[:d] if d == 2 else (3, 3, 3)
-    padding = tuple(f // 2 for f in kernel)
-    rng = np.random.default_rng(n * 10 + d)
-    x = rng.standard_normal((n, 3, *shape)).astype(dtype)
-    w = rng.standard_normal((7, 3, *kernel)).astype(dtype)
-    b = rng.standard_normal(7).astype(dtype)
-    X, W, B = (cl.tensor(a, requires_grad=True) for a in (x, w, b))
-    y = conv(X, W, B, padding=padding, activation="relu")
-    assert y._ctx.direct
-    gy = rng.standard_normal(y.shape).astype(dtype)
-    y.backward(cl.tensor(gy))
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    ty = torch.relu(getattr(torch.nn.functional, f"conv{d}d")(tx, tw, tb, padding=padding))
-    ty.backward(torch.tensor(gy))
-    tol = 1e-10 if dtype == np.float64 else 2e-5
-    for mine, ref in ((y, ty), (X.grad, tx.grad), (W.grad, tw.grad), (B.grad, tb.grad)):
-        ref = ref.detach().numpy()
-        np.testing.assert_allclose(mine._data, ref, atol=tol * np.abs(ref).max())
-    if cl.get_num_threads() > 1 and launch.available():
-        assert split and split[0] == cl.get_num_threads(), split  # the forward's tiles were shared
-
-
 def test_direct_tile_shapes_pad_the_least():
     from convlens.kernels import direct
 

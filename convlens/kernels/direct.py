@@ -53,10 +53,6 @@ from convlens.nn.functional.padding import pad_array, pad_array_backward
 # A/B of the whole plain training step, two runs each, 2 threads, AVX-512.
 MAX_CHANNELS = {1: 32, 2: 32, 3: 64}
 MAX_OUT_CHANNELS = {1: 64, 2: 32, 3: 128}
-# The forward and input-gradient tiles are shared between the threads from this many multiply-adds,
-# over images and, within an image, over its slots (a hand-off costs ~3 µs, the tiles do ~25 k
-# multiply-adds a µs on one thread): single-image inference of the ConvNetJS net's layers (0.6–2 M).
-MIN_SPLIT_PRODUCTS = 250_000
 # Fraction of the vector lanes that must hold real outputs: a row of 10 outputs fills 10 of 16.
 MIN_USEFUL = 0.5
 
@@ -183,16 +179,9 @@ def _correlate(src, wf, offsets, bias, geo, box, origin, out, relu):
     starts, outs, lanes = slots(geo.padded, tuple(box), tuple(origin), NV)
     kernels = _compile()
     flat = out.reshape(out.shape[0], k, -1)
-    # work units: (image, group of NV slots) pairs, so that a single image's tiles are shared too; split
-    # by the multiply-adds (the tiles read little memory for the work they do)
-    units = geo.n * (starts.size // NV)
-    if launch.available():
-        products = geo.n * math.prod(box) * wf.shape[1] * wf.shape[2] * k
-        ranges = parallel.split(units, parallel.get_num_threads() if products >= MIN_SPLIT_PRODUCTS else 1)
-    else:  # the Python pool's hand-off is ~10× dearer: split big batches only, as elsewhere
-        ranges = parallel.compiled_ranges(units, geo.n * k * geo.plane * src.itemsize)
     parallel.run_compiled(kernels.correlate_parts, kernels.correlate,
-                          (src, wb, offsets, bias_p, starts, outs, lanes, geo.plane, flat, relu, kb), ranges)
+                          (src, wb, offsets, bias_p, starts, outs, lanes, geo.plane, flat, relu, kb),
+                          geo.ranges(k * geo.plane * src.itemsize))
 
 
 def forward(x, w, b, pads, padded, out_size, dilation, padding_mode, relu):

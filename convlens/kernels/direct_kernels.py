@@ -34,40 +34,36 @@ FAST = {"contract", "reassoc"}
 
 
 @numba.njit(nogil=True, fastmath=FAST, cache=True)
-def correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, u0, u1, kb_, nv_):
+def correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, kb_, nv_):
     # out[n, k, outs[s] + i] = relu?(bias[k] + Σ_c Σ_t w[k, c, t] · src[c, n·plane + starts[s] + offs[t] + i])
     # for every slot s and lane i < lanes[s]; wb[b] holds channels b·kb … b·kb + kb − 1 as (C, T, kb).
-    # The work units u0 ≤ u < u1 are (image, group of nv slots) pairs, u = n·groups + g, so that one
-    # image's slots too can be shared between threads (single-image inference).
     # The tile shape comes as tuples of length kb and nv: a distinct compiled signature per shape
     kb, nv = len(kb_), len(nv_)
     C, T, K = src.shape[0], offs.shape[0], out.shape[1]
-    groups = starts.shape[0] // nv  # `starts` is padded to a multiple of nv
-    for u in range(u0, u1):
-        n = u // groups
+    for n in range(n0, n1):
         base = n * plane
-        s0 = (u - n * groups) * nv
-        for b in range(wb.shape[0]):
-            acc = splat(bias, b * kb, kb_, nv_)  # (kb × nv) vectors, in registers
-            w = wb[b]
-            wi = 0
-            for c in range(C):
-                row = src[c]
-                for t in range(T):
-                    acc = outer_fma(acc, splat(w, wi, kb_, 1), load_many(row, starts, s0, base + offs[t], nv_))
-                    wi += kb
-            for k in range(min(kb, K - b * kb)):
-                o = out[n, b * kb + k]
-                for j in range(nv):
-                    v = acc[k * nv + j]
-                    if use_relu:
-                        v = relu(v)
-                    m, q = lanes[s0 + j], outs[s0 + j]
-                    if m == LANES:
-                        store(o, q, v)
-                    else:
-                        for i in range(m):
-                            o[q + i] = lane(v, i)
+        for s0 in range(0, starts.shape[0], nv):
+            for b in range(wb.shape[0]):
+                acc = splat(bias, b * kb, kb_, nv_)  # (kb × nv) vectors, in registers
+                w = wb[b]
+                wi = 0
+                for c in range(C):
+                    row = src[c]
+                    for t in range(T):
+                        acc = outer_fma(acc, splat(w, wi, kb_, 1), load_many(row, starts, s0, base + offs[t], nv_))
+                        wi += kb
+                for k in range(min(kb, K - b * kb)):
+                    o = out[n, b * kb + k]
+                    for j in range(nv):
+                        v = acc[k * nv + j]
+                        if use_relu:
+                            v = relu(v)
+                        m, q = lanes[s0 + j], outs[s0 + j]
+                        if m == LANES:
+                            store(o, q, v)
+                        else:
+                            for i in range(m):
+                                o[q + i] = lane(v, i)
 
 
 @numba.njit(nogil=True, fastmath=FAST, cache=True)
@@ -154,24 +150,23 @@ def grid_grad(dzc, gz, front, rows, row_len, plane, n0, n1):
                     out[at + j] = zf[z + j * kp]
 
 
-# ---- launchers: a range of images (of work units for correlate) each, on numba's threads (launch.py) -
+# ---- launchers: a range of images each, on numba's threads (kernels/launch.py) ------------------
 # A parallel loop takes no tuple arguments, so the tile shape arrives as ints and is chosen here among
 # the shapes direct.py uses (TILE_CHANNELS × NV = 2, GRAD_TILES).
 
 @numba.njit(nogil=True, cache=True)
-def correlate(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, kb, u0, u1):
-    # u0, u1: a range of work units, (image, slot group) pairs (see correlate_tiles)
+def correlate(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, kb, n0, n1):
     z2 = (0, 0)
     if kb == 6:
-        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, u0, u1, (0,) * 6, z2)
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 6, z2)
     elif kb == 5:
-        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, u0, u1, (0,) * 5, z2)
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 5, z2)
     elif kb == 4:
-        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, u0, u1, (0,) * 4, z2)
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 4, z2)
     elif kb == 3:
-        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, u0, u1, (0,) * 3, z2)
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 3, z2)
     else:
-        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, u0, u1, (0,) * 2, z2)
+        correlate_tiles(src, wb, offs, bias, starts, outs, lanes, plane, out, use_relu, n0, n1, (0,) * 2, z2)
 
 
 @numba.njit(nogil=True, parallel=True, cache=True)
