@@ -98,9 +98,9 @@ CASES = [
     Case("B ConvNetJS CIFAR-10", convnetjs, (3, 32, 32), 64),
     Case("B ConvNetJS CIFAR-10", convnetjs, (3, 32, 32), 256),
     Case("C VGG-style", vgg, (3, 32, 32), 128),
-    Case("D airbench-style BN", airbench, (3, 32, 32), 512),  # ~2 s a step: every case times all --repeats blocks
+    Case("D airbench-style BN", airbench, (3, 32, 32), 512),  # ~2 s a step
     Case("E 1-D speech", speech1d, (1, 8000), 64, classes=35),
-    Case("F 3-D video", video3d, (3, 16, 64, 64), 8),  # ~0.4 s a step: all the blocks (3 read 0.94–1.10)
+    Case("F 3-D video", video3d, (3, 16, 64, 64), 8),  # ~0.4 s a step
 ]
 LATENCY = (0, 2, 5)  # single-image inference for A, B and D
 
@@ -325,7 +325,7 @@ def run_case(case: Case, repeats: int, min_seconds: float, threads: int, sliced:
         per = max(ours.time(1)[0], theirs.time(1)[0])
         iters = max(1, int(min_seconds / max(per, 1e-4)))
         a, b, ca, cb = [], [], [], []
-        for _ in range(repeats):  # A B A B ...
+        for _ in range(repeats):  # A B A B ..., every case all its blocks (3 one-step blocks read F 0.94–1.10)
             for w, rate, cpu in ((ours, a, ca), (theirs, b, cb)):
                 wall, c = w.time(iters)
                 rate.append(case.batch * iters / wall)

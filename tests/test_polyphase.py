@@ -76,7 +76,7 @@ def test_polyphase_gradcheck(case, monkeypatch):
 def test_speech_first_layer_takes_the_phases_and_wide_layers_do_not():
     # 1 channel, F = 80, stride 4 → 4 channels, F' = 20: the direct tiles
     assert algorithm((64, 1, 8000), (32, 1, 80), (4,), ((0, 0),), (1,), 1, False, (1981,)) == "polyphase"
-    # 16 channels × 4 phases is past the direct kernels' channel limit: im2col
+    # 16 channels × 4 phases is past the phases' channel limit: im2col
     assert 16 * 4 > polyphase.MAX_CHANNELS
     assert algorithm((8, 16, 100), (32, 16, 8), (4,), ((0, 0),), (1,), 1, False, (24,)) == "im2col"
     # dilation and groups stay on im2col

@@ -24,8 +24,8 @@ channels-last copy of dY (so rows of any length fill every lane):
 
 Used for stride 1 and groups 1, up to `MAX_CHANNELS` input and `MAX_OUT_CHANNELS` output channels (both
 per number of spatial axes), when at least `MIN_USEFUL` of the vector lanes hold real outputs (see
-`applies`); beyond that im2col's GEMM or Winograd is faster. The batch is cut into image ranges run on convlens's thread
-pool (the kernels release the GIL).
+`applies`); beyond that im2col's GEMM or Winograd is faster. The batch is cut into image ranges run on
+convlens's thread pool (the kernels release the GIL).
 """
 
 from __future__ import annotations
